@@ -1,0 +1,155 @@
+//! `CloudSyncProfile` status: what the operator observed and did. Everything here is derived from
+//! Graph reads or from writes the operator made; nothing secret is ever stored here.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a cloud sync configuration.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudSyncProfileStatus {
+    /// The metadata.generation the status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready summarizes the others: CredentialsValid, ServicePrincipalReady, JobsRunning, Degraded
+    /// and Suspended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The service principal (and its application) created from the cloud sync template, or
+    /// adopted. Recorded right after the Graph call that created or found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_principal: Option<ServicePrincipalRef>,
+
+    /// One entry per synchronization job, as last read from Graph.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["templateId".into()]))]
+    pub jobs: Vec<JobStatus>,
+
+    /// sha256 of the synchronization secrets last written. Graph masks secret values on read, so
+    /// this is how the operator knows whether a write is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_hash: Option<String>,
+
+    /// The restart.requestId whose restart has been carried out on every job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart_request_id: Option<String>,
+
+    /// True once the tenant's onPremisesSyncEnabled flag was confirmed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_sync_enabled: Option<bool>,
+
+    /// Set while an instantiate call may have created objects that are not yet visible (Graph can
+    /// answer 404 and still create them). The operator looks them up instead of instantiating again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_instantiate: Option<PendingInstantiate>,
+}
+
+/// Ids of the objects the application template created.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipalRef {
+    /// Object id of the service principal; every synchronization call is made on it.
+    pub id: String,
+    /// Application (client) id shared by the application and the service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// Object id of the application; deleted together with the service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// Display name of the service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// An instantiate call whose outcome is not known yet.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingInstantiate {
+    /// Display name the configuration was instantiated with.
+    pub display_name: String,
+    /// When the call was made (RFC 3339).
+    pub since: String,
+}
+
+/// One synchronization job as Graph reports it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// The job's template, e.g. AD2AADProvisioning or AD2AADPasswordHash.
+    pub template_id: String,
+    /// Opaque job id assigned by Graph.
+    pub id: String,
+    /// job.schedule.state: Active, Disabled or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_state: Option<String>,
+    /// job.status.code: NotConfigured, NotRun, Active, Paused or Quarantine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The last execution of the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_execution: Option<JobExecution>,
+    /// Present only while the job is quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<JobQuarantine>,
+    /// When the job last reached steady state (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state_last_achieved_time: Option<String>,
+    /// The restart.requestId last carried out on this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart_request_id: Option<String>,
+}
+
+/// A synchronization task execution.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecution {
+    /// Succeeded, Failed or EntryLevelErrors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// When the execution began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_began: Option<String>,
+    /// When the execution ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ended: Option<String>,
+    /// The error of a failed execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+/// A synchronization error as Graph reports it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobError {
+    /// Error code, e.g. HybridIdentityServiceNoActiveAgents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Quarantine details of a job.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobQuarantine {
+    /// Why the job is quarantined, e.g. EncounteredQuarantineException or TooManyDeletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the current quarantine began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_began: Option<String>,
+    /// When the service tries again (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+    /// Number of quarantines in the current series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_count: Option<i64>,
+    /// The error that caused the quarantine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}

@@ -1,0 +1,43 @@
+//! Command line: `run` (the controller), `crd` (print the CRD), `sim` (the Graph simulator).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cloudsync-operator", version, about = "Microsoft Entra cloud sync, declaratively, on Kubernetes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller.
+    Run,
+    /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the Microsoft Graph simulator.
+    Sim,
+}
+
+impl Cli {
+    pub async fn run(self) -> ExitCode {
+        match self.command {
+            Command::Crd => match crate::api::crd_yaml() {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot render the CRD: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Run | Command::Sim => {
+                eprintln!("error: not built yet");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

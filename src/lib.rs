@@ -1,0 +1,7 @@
+//! cloudsync-operator: runs Microsoft Entra cloud sync declaratively from Kubernetes.
+//!
+//! `api` holds the CloudSyncProfile types, `cli` the command line; the binary in `main.rs` only
+//! parses arguments and hands over.
+
+pub mod api;
+pub mod cli;
