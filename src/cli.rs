@@ -18,7 +18,7 @@ pub enum Command {
     /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
     Crd,
     /// Run the Microsoft Graph simulator.
-    Sim,
+    Sim(crate::sim::SimArgs),
 }
 
 impl Cli {
@@ -34,7 +34,14 @@ impl Cli {
                     ExitCode::FAILURE
                 }
             },
-            Command::Run | Command::Sim => {
+            Command::Sim(args) => match crate::sim::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Run => {
                 eprintln!("error: not built yet");
                 ExitCode::FAILURE
             }

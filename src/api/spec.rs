@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::status::CloudSyncProfileStatus;
 
 /// GUID as Entra prints tenant and client ids. CEL regexes are RE2: no look-arounds.
-pub(crate) const GUID_RE: &str =
-    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+pub(crate) const GUID_RE: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// An FQDN of at least two labels: the on-premises Active Directory DNS domain.
 pub(crate) const DOMAIN_RE: &str =
