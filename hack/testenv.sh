@@ -153,7 +153,7 @@ up_locked() {
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "testenv=http://127.0.0.1:$peer_port" --listen-metrics-urls "" \
     --unsafe-no-fsync --quota-backend-bytes 2147483648 \
-    >"$STATE/etcd.log" 2>&1 </dev/null &
+    >"$STATE/etcd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE/etcd.pid"
   log "starting kube-apiserver on 127.0.0.1:$api_port"
   setsid "$BIN/kube-apiserver" \
@@ -168,7 +168,7 @@ up_locked() {
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
     --disable-admission-plugins ServiceAccount \
     --storage-media-type application/vnd.kubernetes.protobuf \
-    >"$STATE/kube-apiserver.log" 2>&1 </dev/null &
+    >"$STATE/kube-apiserver.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE/kube-apiserver.pid"
   echo "$api_port" >"$STATE/apiserver.port"
   write_kubeconfig "$api_port"
@@ -203,6 +203,8 @@ stop_all() {
   rm -rf "$STATE/etcd-data" "$STATE/admin.kubeconfig" "$STATE/apiserver.port"
 }
 
+# The lock fd must not leak into etcd and kube-apiserver (see "9>&-" above), or the next
+# caller would wait on it for as long as they run.
 with_lock() {
   mkdir -p "$STATE"
   exec 9>"$STATE/.lock"

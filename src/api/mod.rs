@@ -18,28 +18,40 @@ use kube::CustomResourceExt;
 /// The finalizer that guards Graph cleanup.
 pub const FINALIZER: &str = "cloudsync.io/cleanup";
 
-/// The CustomResourceDefinition, with one adjustment to what kube-derive generates: `Option`
-/// fields come out as `nullable: true` (and enums gain a `null` member). We drop both, so an
-/// explicit `null` in a manifest is pruned by the apiserver exactly like an absent field and
-/// CEL rules never see a null.
+/// The CustomResourceDefinition, with two adjustments to what kube-derive generates:
+/// - `Option` fields come out as `nullable: true` (and enums gain a `null` member). We drop both,
+///   so an explicit `null` in a manifest is pruned by the apiserver exactly like an absent field
+///   and CEL rules never see a null.
+/// - Doc comments keep their source line breaks, which `kubectl explain` prints mid-sentence; single
+///   newlines are joined (blank lines still separate paragraphs).
 pub fn crd() -> Result<CustomResourceDefinition, serde_json::Error> {
     let mut value = serde_json::to_value(CloudSyncProfile::crd())?;
-    strip_nullable(&mut value);
+    tidy_schema(&mut value);
     serde_json::from_value(value)
 }
 
-fn strip_nullable(v: &mut serde_json::Value) {
+fn tidy_schema(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             map.remove("nullable");
             if let Some(serde_json::Value::Array(members)) = map.get_mut("enum") {
                 members.retain(|m| !m.is_null());
             }
-            map.values_mut().for_each(strip_nullable);
+            if let Some(serde_json::Value::String(d)) = map.get_mut("description") {
+                *d = unwrap_lines(d);
+            }
+            map.values_mut().for_each(tidy_schema);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nullable),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tidy_schema),
         _ => {}
     }
+}
+
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The CRD as YAML, exactly as committed in `crds/`.
@@ -55,4 +67,71 @@ pub enum CrdError {
     Json(#[from] serde_json::Error),
     #[error("CRD to YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = include_str!("../../crds/cloudsyncprofiles.cloudsync.io.yaml");
+
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let generated = crd_yaml().expect("render CRD");
+        assert!(
+            generated == COMMITTED,
+            "crds/cloudsyncprofiles.cloudsync.io.yaml is stale; regenerate it with\n  \
+             cargo run -- crd > crds/cloudsyncprofiles.cloudsync.io.yaml"
+        );
+    }
+
+    fn walk<'a>(path: String, schema: &'a serde_json::Value, out: &mut Vec<(String, &'a serde_json::Value)>) {
+        out.push((path.clone(), schema));
+        if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (k, v) in props {
+                walk(format!("{path}.{k}"), v, out);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(format!("{path}[]"), items, out);
+        }
+    }
+
+    fn spec_and_status() -> Vec<(String, serde_json::Value)> {
+        let crd = serde_json::to_value(crd().expect("crd")).expect("json");
+        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let mut nodes = Vec::new();
+        walk(String::new(), root, &mut nodes);
+        nodes.into_iter().map(|(p, v)| (p, v.clone())).collect()
+    }
+
+    #[test]
+    fn every_field_has_a_description_for_kubectl_explain() {
+        let missing: Vec<String> = spec_and_status()
+            .into_iter()
+            .filter(|(path, _)| path.starts_with(".spec") || path.starts_with(".status"))
+            .filter(|(_, s)| s.get("description").and_then(|d| d.as_str()).is_none_or(str::is_empty))
+            .map(|(p, _)| p)
+            .collect();
+        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+    }
+
+    #[test]
+    fn schema_is_structural_and_closed() {
+        for (path, s) in spec_and_status() {
+            assert!(s.get("x-kubernetes-preserve-unknown-fields").is_none(), "{path} preserves unknown fields");
+            assert!(s.get("nullable").is_none(), "{path} is nullable");
+            for k in ["anyOf", "oneOf", "allOf"] {
+                assert!(s.get(k).is_none(), "{path} uses {k}");
+            }
+            if s.get("properties").is_some() || s.get("items").is_some() {
+                assert!(s.get("type").is_some(), "{path} has no type");
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_are_unwrapped_but_keep_paragraphs() {
+        assert_eq!(unwrap_lines("a\nb\n\nc\n d"), "a b\n\nc d");
+    }
 }

@@ -11,7 +11,7 @@ pub(crate) const GUID_RE: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 
 /// An FQDN of at least two labels: the on-premises Active Directory DNS domain.
 pub(crate) const DOMAIN_RE: &str =
-    "^[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)+$";
+    "^[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?([.][a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)+$";
 
 /// The reset scopes a user may ask for. `None` and `ConnectorDataStore` are excluded on purpose:
 /// Microsoft labels both "DO NOT USE" (use start instead; clears the cache for all users).
@@ -137,7 +137,7 @@ pub struct Credentials {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretRef {
     /// Name of the Secret; it must hold the keys clientId and clientSecret.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("secretRef.name must be a Secret name: lowercase letters, digits, '-' and '.'"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("secretRef.name must be a Secret name: lowercase letters, digits, '-' and '.'"))]
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
@@ -167,7 +167,7 @@ pub struct RestartRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
         validation = Rule::new("!self.split(',').exists(s, s.trim() == 'None' || s.trim() == 'ConnectorDataStore')").message("restart.resetScope must not contain None (use a plain start) or ConnectorDataStore (it clears the cache for all users)"),
-        validation = Rule::new("self.split(',').all(s, s.trim() in ['Escrows', 'Watermark', 'QuarantineState', 'Full', 'ForceDeletes'])").message("restart.resetScope must be a comma-separated list of Escrows, Watermark, QuarantineState, Full, ForceDeletes")
+        validation = Rule::new("self.split(',').all(s, s.trim() in ['Escrows', 'Watermark', 'QuarantineState', 'Full', 'ForceDeletes', 'None', 'ConnectorDataStore'])").message("restart.resetScope must be a comma-separated list of Escrows, Watermark, QuarantineState, Full, ForceDeletes")
     )]
     #[schemars(length(min = 1, max = 128))]
     pub reset_scope: Option<String>,

@@ -1,0 +1,5 @@
+//! Shared test support: a real control plane (`kube_env`). Each integration test binary compiles
+//! this module and uses a part of it.
+#![allow(dead_code)]
+
+pub mod kube_env;
