@@ -1,0 +1,508 @@
+//! Injectable faults: what a rule matches, what it does, and the `Retry-After` memory.
+//!
+//! The CLI (`--fault 'k=v,k=v'`), the control API (`POST /_sim/faults` JSON) and the Rust API all
+//! go through [`FaultSpec`], so the three accept exactly the same rules.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The wire form of a rule (JSON, camelCase; the CLI uses the same keys).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Tenant id, or `*`/absent for any tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// HTTP method, or `*`/absent for any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path glob: `*` matches within one segment, `**` across segments; case-insensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Apply to the next N matching calls only; absent means every matching call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    /// `status`, `latency`, `instantiate-404-after-create`, `not-found-after-create`,
+    /// `forbidden-after-create` or `list-lag`.
+    pub kind: String,
+    /// HTTP status for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `Retry-After` seconds for `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Delay for `latency`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    /// Window in service-time seconds for `*-after-create` and `list-lag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Overrides the error code of `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Overrides the error message of `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FaultKind {
+    Status { status: u16, retry_after: Option<u64> },
+    Latency { ms: u64 },
+    Instantiate404AfterCreate,
+    NotFoundAfterCreate { seconds: f64 },
+    ForbiddenAfterCreate { seconds: f64 },
+    ListLag { seconds: f64 },
+}
+
+/// Kinds that are decided per object after routing rather than per request before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deferred {
+    Instantiate404,
+    NotFoundWindow,
+    ForbiddenWindow,
+    ListLag,
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status { .. } => "status",
+            Self::Latency { .. } => "latency",
+            Self::Instantiate404AfterCreate => "instantiate-404-after-create",
+            Self::NotFoundAfterCreate { .. } => "not-found-after-create",
+            Self::ForbiddenAfterCreate { .. } => "forbidden-after-create",
+            Self::ListLag { .. } => "list-lag",
+        }
+    }
+
+    fn deferred(&self) -> Option<Deferred> {
+        match self {
+            Self::Status { .. } | Self::Latency { .. } => None,
+            Self::Instantiate404AfterCreate => Some(Deferred::Instantiate404),
+            Self::NotFoundAfterCreate { .. } => Some(Deferred::NotFoundWindow),
+            Self::ForbiddenAfterCreate { .. } => Some(Deferred::ForbiddenWindow),
+            Self::ListLag { .. } => Some(Deferred::ListLag),
+        }
+    }
+
+    /// The window length of a windowed kind.
+    pub fn seconds(&self) -> f64 {
+        match self {
+            Self::NotFoundAfterCreate { seconds }
+            | Self::ForbiddenAfterCreate { seconds }
+            | Self::ListLag { seconds } => *seconds,
+            _ => 0.0,
+        }
+    }
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    pub id: u64,
+    pub tenant: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub remaining: Option<u64>,
+    pub kind: FaultKind,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    spec: FaultSpec,
+}
+
+fn wildcard(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s != "*")
+}
+
+impl FaultSpec {
+    /// Parses the CLI syntax: comma-separated `key=value` pairs with the JSON field names
+    /// (`retryAfter` may also be written `retry-after`).
+    pub fn parse_cli(input: &str) -> Result<Self, String> {
+        let mut map = Map::new();
+        for pair in input.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| format!("'{pair}' is not key=value"))?;
+            let key = match key.trim() {
+                "retry-after" | "retry_after" => "retryAfter",
+                k => k,
+            };
+            let value = value.trim();
+            let json = match key {
+                "times" | "status" | "retryAfter" | "ms" => {
+                    Value::from(value.parse::<u64>().map_err(|_| format!("{key}: '{value}' is not a whole number"))?)
+                }
+                "seconds" => {
+                    Value::from(value.parse::<f64>().map_err(|_| format!("seconds: '{value}' is not a number"))?)
+                }
+                _ => Value::from(value),
+            };
+            if map.insert(key.to_owned(), json).is_some() {
+                return Err(format!("'{key}' is given twice"));
+            }
+        }
+        serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())
+    }
+
+    /// Validates the spec into a rule with id `id`.
+    pub fn into_rule(self, id: u64) -> Result<FaultRule, String> {
+        let seconds = || match self.seconds {
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(s),
+            Some(_) => Err("seconds must be a non-negative number".to_owned()),
+            None => Err(format!("kind {} needs seconds", self.kind)),
+        };
+        let kind = match self.kind.as_str() {
+            "status" => {
+                let status = self.status.ok_or("kind status needs status")?;
+                if !(400..=599).contains(&status) {
+                    return Err(format!("status {status} is not an error status (400-599)"));
+                }
+                FaultKind::Status { status, retry_after: self.retry_after }
+            }
+            "latency" => FaultKind::Latency { ms: self.ms.ok_or("kind latency needs ms")?.min(600_000) },
+            "instantiate-404-after-create" => FaultKind::Instantiate404AfterCreate,
+            "not-found-after-create" => FaultKind::NotFoundAfterCreate { seconds: seconds()? },
+            "forbidden-after-create" => FaultKind::ForbiddenAfterCreate { seconds: seconds()? },
+            "list-lag" => FaultKind::ListLag { seconds: seconds()? },
+            other => return Err(format!("unknown fault kind '{other}'")),
+        };
+        if self.times == Some(0) {
+            return Err("times must be at least 1".to_owned());
+        }
+        Ok(FaultRule {
+            id,
+            tenant: wildcard(self.tenant.clone()),
+            method: wildcard(self.method.clone()).map(|m| m.to_ascii_uppercase()),
+            path: wildcard(self.path.clone()),
+            remaining: self.times,
+            kind,
+            code: self.code.clone(),
+            message: self.message.clone(),
+            spec: self,
+        })
+    }
+}
+
+impl FaultRule {
+    pub fn matches(&self, tenant: Option<&str>, method: &str, path: &str) -> bool {
+        let tenant_ok = match (&self.tenant, tenant) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want.eq_ignore_ascii_case(have),
+            (Some(_), None) => false,
+        };
+        tenant_ok
+            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.path.as_deref().is_none_or(|g| glob_match(g, path))
+            && self.remaining != Some(0)
+    }
+
+    /// The rule as JSON for `GET /_sim/faults`.
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(&self.spec).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert("id".into(), Value::from(self.id));
+            map.insert("remaining".into(), self.remaining.map(Value::from).unwrap_or(Value::Null));
+        }
+        v
+    }
+}
+
+/// Glob over a URL path: `*` matches any run of characters except `/`, `**` matches anything.
+/// Iterative (one row of a DP table per pattern token) so long paths cannot exhaust the stack.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    enum Tok {
+        Lit(u8),
+        Star,
+        DoubleStar,
+    }
+    let p = pattern.as_bytes();
+    let mut toks = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'*' {
+            if p.get(i + 1) == Some(&b'*') {
+                toks.push(Tok::DoubleStar);
+                i += 2;
+            } else {
+                toks.push(Tok::Star);
+                i += 1;
+            }
+        } else {
+            toks.push(Tok::Lit(p[i]));
+            i += 1;
+        }
+    }
+    let s = path.as_bytes();
+    // row[j]: the tokens so far match s[..j].
+    let mut row = vec![false; s.len() + 1];
+    row[0] = true;
+    for tok in &toks {
+        let mut next = vec![false; s.len() + 1];
+        match tok {
+            Tok::Lit(c) => {
+                for j in 0..s.len() {
+                    next[j + 1] = row[j] && c.eq_ignore_ascii_case(&s[j]);
+                }
+            }
+            Tok::DoubleStar => {
+                let mut any = false;
+                for j in 0..=s.len() {
+                    any |= row[j];
+                    next[j] = any;
+                }
+            }
+            Tok::Star => {
+                next[0] = row[0];
+                for j in 1..=s.len() {
+                    next[j] = row[j] || (next[j - 1] && s[j - 1] != b'/');
+                }
+            }
+        }
+        row = next;
+    }
+    row[s.len()]
+}
+
+/// The active rules.
+#[derive(Debug, Default)]
+pub struct FaultSet {
+    rules: Vec<FaultRule>,
+    next_id: u64,
+}
+
+impl FaultSet {
+    pub fn add(&mut self, spec: FaultSpec) -> Result<u64, String> {
+        self.next_id += 1;
+        let rule = spec.into_rule(self.next_id)?;
+        self.rules.push(rule);
+        Ok(self.next_id)
+    }
+
+    pub fn remove(&mut self, id: u64) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|r| r.id != id);
+        self.rules.len() != before
+    }
+
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        self.rules.iter().map(FaultRule::to_json).collect()
+    }
+
+    fn consume(rule: &mut FaultRule) {
+        if let Some(r) = &mut rule.remaining {
+            *r = r.saturating_sub(1);
+        }
+    }
+
+    /// Rules applied before routing: the first matching `status` rule (which answers the call)
+    /// and every matching `latency` rule (summed). Consumes `times` of what it returns.
+    pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> (Option<FaultRule>, u64) {
+        let mut status = None;
+        let mut latency = 0u64;
+        for rule in &mut self.rules {
+            if !rule.matches(tenant, method, path) {
+                continue;
+            }
+            match rule.kind {
+                FaultKind::Latency { ms } => {
+                    latency = latency.saturating_add(ms);
+                    Self::consume(rule);
+                }
+                FaultKind::Status { .. } if status.is_none() => {
+                    Self::consume(rule);
+                    status = Some(rule.clone());
+                }
+                _ => {}
+            }
+        }
+        (status, latency)
+    }
+
+    /// The first matching rule of kind `which` for which `applies(rule)` holds; consumes it.
+    pub fn deferred(
+        &mut self,
+        which: Deferred,
+        tenant: Option<&str>,
+        method: &str,
+        path: &str,
+        mut applies: impl FnMut(&FaultKind) -> bool,
+    ) -> Option<FaultRule> {
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.kind.deferred() == Some(which) && r.matches(tenant, method, path) && applies(&r.kind))?;
+        Self::consume(rule);
+        Some(rule.clone())
+    }
+
+    /// The longest matching window of kind `which`, without consuming (list-lag filters a whole list).
+    pub fn longest_window(
+        &self,
+        which: Deferred,
+        tenant: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> Option<(u64, f64)> {
+        self.rules
+            .iter()
+            .filter(|r| r.kind.deferred() == Some(which) && r.matches(tenant, method, path))
+            .map(|r| (r.id, r.kind.seconds()))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    pub fn consume_id(&mut self, id: u64) {
+        if let Some(rule) = self.rules.iter_mut().find(|r| r.id == id) {
+            Self::consume(rule);
+        }
+    }
+}
+
+/// Who got a `Retry-After` for what: (tenant, client, method, path).
+pub type RetryKey = (String, String, String, String);
+
+/// Dev Proxy's RetryAfterPlugin: a client that retries before its `Retry-After` elapsed is
+/// throttled again and its window restarts.
+#[derive(Debug, Default)]
+pub struct RetryWindows {
+    windows: HashMap<RetryKey, (Instant, u64)>,
+}
+
+impl RetryWindows {
+    pub fn issue(&mut self, key: RetryKey, now: Instant, secs: u64) {
+        if self.windows.len() > 100_000 {
+            self.windows.retain(|_, (until, _)| *until > now);
+        }
+        self.windows.insert(key, (now + Duration::from_secs(secs), secs));
+    }
+
+    /// `Some(secs)` when `key` is retrying early (the window is restarted for another `secs`).
+    pub fn check(&mut self, key: &RetryKey, now: Instant) -> Option<u64> {
+        let (until, secs) = *self.windows.get(key)?;
+        if now < until {
+            self.windows.insert(key.clone(), (now + Duration::from_secs(secs), secs));
+            Some(secs)
+        } else {
+            self.windows.remove(key);
+            None
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.windows.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let p = "/beta/servicePrincipals/*/synchronization/jobs";
+        assert!(glob_match(p, "/beta/servicePrincipals/abc/synchronization/jobs"));
+        assert!(glob_match(p, "/beta/SERVICEPRINCIPALS/abc/synchronization/jobs"));
+        assert!(!glob_match(p, "/beta/servicePrincipals/a/b/synchronization/jobs"));
+        assert!(!glob_match(p, "/beta/servicePrincipals/abc/synchronization/jobs/x"));
+        assert!(glob_match("/*/servicePrincipals/**", "/v1.0/servicePrincipals/a/synchronization/jobs/x/start"));
+        assert!(glob_match("**", "/anything/at/all"));
+        assert!(glob_match("/beta/applicationTemplates/*/instantiate", "/beta/applicationTemplates/1a47/instantiate"));
+        assert!(glob_match("/beta/x*", "/beta/xyz"));
+        assert!(!glob_match("/beta/x*", "/beta/xyz/q"));
+        assert!(glob_match("", ""));
+        assert!(!glob_match("", "/"));
+        assert!(glob_match("/a/*/c", "/a//c"));
+        assert!(glob_match("/a/**/c", "/a/b/x/c"));
+        assert!(glob_match("*", ""));
+        let long = "/x".repeat(50_000);
+        assert!(glob_match("/**/y", &format!("{long}/y")));
+        assert!(!glob_match("/*/y", &format!("{long}/y")));
+    }
+
+    #[test]
+    fn cli_syntax_maps_to_json_spec() {
+        let cli = FaultSpec::parse_cli(
+            "tenant=*,method=POST,path=/beta/applicationTemplates/*/instantiate,kind=instantiate-404-after-create,times=1",
+        )
+        .unwrap();
+        let json: FaultSpec = serde_json::from_value(serde_json::json!({
+            "tenant": "*", "method": "POST", "path": "/beta/applicationTemplates/*/instantiate",
+            "kind": "instantiate-404-after-create", "times": 1
+        }))
+        .unwrap();
+        assert_eq!(cli, json);
+        let s = FaultSpec::parse_cli("kind=status,status=429,retry-after=3").unwrap();
+        assert_eq!(s.retry_after, Some(3));
+        assert!(FaultSpec::parse_cli("kind=status,status=abc").is_err());
+        assert!(FaultSpec::parse_cli("kind=status,bogus=1").is_err());
+        assert!(FaultSpec::parse_cli("kind").is_err());
+        assert!(FaultSpec::parse_cli("kind=status,kind=latency").is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let spec = |s: &str| FaultSpec::parse_cli(s).unwrap().into_rule(1);
+        assert!(spec("kind=status").is_err());
+        assert!(spec("kind=status,status=200").is_err());
+        assert!(spec("kind=latency").is_err());
+        assert!(spec("kind=list-lag").is_err());
+        assert!(spec("kind=nope").is_err());
+        assert!(spec("kind=status,status=503,times=0").is_err());
+        assert!(spec("kind=not-found-after-create,seconds=-1").is_err());
+        let rule = spec("kind=forbidden-after-create,seconds=2.5,tenant=T1,method=get").unwrap();
+        assert_eq!(rule.kind, FaultKind::ForbiddenAfterCreate { seconds: 2.5 });
+        assert!(rule.matches(Some("t1"), "GET", "/x"));
+        assert!(!rule.matches(Some("t2"), "GET", "/x"));
+        assert!(!rule.matches(None, "GET", "/x"));
+        assert!(!rule.matches(Some("t1"), "POST", "/x"));
+    }
+
+    #[test]
+    fn times_are_consumed() {
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=status,status=503,times=2,path=/beta/**").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=latency,ms=5").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=latency,ms=7,method=POST").unwrap()).unwrap();
+        let (s, l) = set.before_routing(Some("t"), "POST", "/beta/a");
+        assert_eq!(s.map(|r| r.kind), Some(FaultKind::Status { status: 503, retry_after: None }));
+        assert_eq!(l, 12);
+        assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_some());
+        assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_none(), "times=2 exhausted");
+        assert!(set.before_routing(Some("t"), "GET", "/v1.0/a").0.is_none());
+        assert_eq!(set.list().len(), 3);
+        assert!(set.remove(1));
+        assert!(!set.remove(1));
+    }
+
+    #[test]
+    fn deferred_rules() {
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=not-found-after-create,seconds=10,times=1").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=list-lag,seconds=5").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=list-lag,seconds=9").unwrap()).unwrap();
+        assert!(set.deferred(Deferred::NotFoundWindow, Some("t"), "GET", "/p", |_| false).is_none());
+        assert!(set.deferred(Deferred::NotFoundWindow, Some("t"), "GET", "/p", |k| k.seconds() > 1.0).is_some());
+        assert!(set.deferred(Deferred::NotFoundWindow, Some("t"), "GET", "/p", |_| true).is_none());
+        assert_eq!(set.longest_window(Deferred::ListLag, Some("t"), "GET", "/p"), Some((3, 9.0)));
+        assert!(set.deferred(Deferred::Instantiate404, Some("t"), "POST", "/p", |_| true).is_none());
+    }
+
+    #[test]
+    fn retry_windows() {
+        let mut w = RetryWindows::default();
+        let key: RetryKey = ("t".into(), "c".into(), "GET".into(), "/p".into());
+        let t0 = Instant::now();
+        assert_eq!(w.check(&key, t0), None);
+        w.issue(key.clone(), t0, 2);
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(1)), Some(2));
+        // The early retry restarted the window: t0+2.5 s is still inside it.
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(2500)), Some(2));
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(10)), None);
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(10)), None);
+    }
+}
