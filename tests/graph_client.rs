@@ -278,8 +278,8 @@ async fn a_slow_answer_times_out_and_gets_are_retried() {
 async fn replication_lag_after_creation_is_waited_out_when_asked() {
     let sim = sim().await;
     let g = tenant(&sim);
-    // 30 s of service time at speed 60 is half a second of real time.
-    sim.add_fault(fault("kind=not-found-after-create,seconds=30")).unwrap();
+    // 12 s of service time at speed 60 is 0.2 s of real time, well inside the retry budget.
+    sim.add_fault(fault("kind=not-found-after-create,seconds=12")).unwrap();
     let sp = g.instantiate_cloud_sync("contoso.com").await.unwrap().service_principal.id;
     let e = g.list_jobs(&sp, false).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);

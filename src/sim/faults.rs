@@ -50,12 +50,28 @@ pub struct FaultSpec {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FaultKind {
-    Status { status: u16, retry_after: Option<u64> },
-    Latency { ms: u64 },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Latency {
+        ms: u64,
+    },
+    /// The call is carried out, then its answer is held back: the "applied, but the client never
+    /// heard" case behind timeouts (and what crash tests kill an operator in).
+    DelayResponse {
+        ms: u64,
+    },
     Instantiate404AfterCreate,
-    NotFoundAfterCreate { seconds: f64 },
-    ForbiddenAfterCreate { seconds: f64 },
-    ListLag { seconds: f64 },
+    NotFoundAfterCreate {
+        seconds: f64,
+    },
+    ForbiddenAfterCreate {
+        seconds: f64,
+    },
+    ListLag {
+        seconds: f64,
+    },
 }
 
 /// Kinds that are decided per object after routing rather than per request before it.
@@ -72,6 +88,7 @@ impl FaultKind {
         match self {
             Self::Status { .. } => "status",
             Self::Latency { .. } => "latency",
+            Self::DelayResponse { .. } => "delay-response",
             Self::Instantiate404AfterCreate => "instantiate-404-after-create",
             Self::NotFoundAfterCreate { .. } => "not-found-after-create",
             Self::ForbiddenAfterCreate { .. } => "forbidden-after-create",
@@ -81,7 +98,7 @@ impl FaultKind {
 
     fn deferred(&self) -> Option<Deferred> {
         match self {
-            Self::Status { .. } | Self::Latency { .. } => None,
+            Self::Status { .. } | Self::Latency { .. } | Self::DelayResponse { .. } => None,
             Self::Instantiate404AfterCreate => Some(Deferred::Instantiate404),
             Self::NotFoundAfterCreate { .. } => Some(Deferred::NotFoundWindow),
             Self::ForbiddenAfterCreate { .. } => Some(Deferred::ForbiddenWindow),
@@ -162,6 +179,9 @@ impl FaultSpec {
                 FaultKind::Status { status, retry_after: self.retry_after }
             }
             "latency" => FaultKind::Latency { ms: self.ms.ok_or("kind latency needs ms")?.min(600_000) },
+            "delay-response" => {
+                FaultKind::DelayResponse { ms: self.ms.ok_or("kind delay-response needs ms")?.min(600_000) }
+            }
             "instantiate-404-after-create" => FaultKind::Instantiate404AfterCreate,
             "not-found-after-create" => FaultKind::NotFoundAfterCreate { seconds: seconds()? },
             "forbidden-after-create" => FaultKind::ForbiddenAfterCreate { seconds: seconds()? },
@@ -300,11 +320,13 @@ impl FaultSet {
         }
     }
 
-    /// Rules applied before routing: the first matching `status` rule (which answers the call)
-    /// and every matching `latency` rule (summed). Consumes `times` of what it returns.
-    pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> (Option<FaultRule>, u64) {
+    /// Rules applied around routing: the first matching `status` rule (which answers the call),
+    /// every matching `latency` rule (summed, before the call) and every matching `delay-response`
+    /// rule (summed, after the call). Consumes `times` of what it returns.
+    pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> (Option<FaultRule>, u64, u64) {
         let mut status = None;
         let mut latency = 0u64;
+        let mut delay_response = 0u64;
         for rule in &mut self.rules {
             if !rule.matches(tenant, method, path) {
                 continue;
@@ -314,6 +336,10 @@ impl FaultSet {
                     latency = latency.saturating_add(ms);
                     Self::consume(rule);
                 }
+                FaultKind::DelayResponse { ms } => {
+                    delay_response = delay_response.saturating_add(ms);
+                    Self::consume(rule);
+                }
                 FaultKind::Status { .. } if status.is_none() => {
                     Self::consume(rule);
                     status = Some(rule.clone());
@@ -321,7 +347,7 @@ impl FaultSet {
                 _ => {}
             }
         }
-        (status, latency)
+        (status, latency, delay_response)
     }
 
     /// The first matching rule of kind `which` for which `applies(rule)` holds; consumes it.
@@ -370,27 +396,51 @@ pub type RetryKey = (String, String, String, String);
 /// throttled again and its window restarts.
 #[derive(Debug, Default)]
 pub struct RetryWindows {
-    windows: HashMap<RetryKey, (Instant, u64)>,
+    windows: HashMap<RetryKey, Window>,
 }
 
+#[derive(Debug, Clone)]
+struct Window {
+    issued: Instant,
+    until: Instant,
+    secs: u64,
+    client_request_id: String,
+}
+
+/// A different request that reaches the same key this soon after a Retry-After was sent was
+/// already on its way (concurrent calls); the client could not have known.
+pub const IN_FLIGHT: Duration = Duration::from_millis(250);
+
 impl RetryWindows {
-    pub fn issue(&mut self, key: RetryKey, now: Instant, secs: u64) {
+    pub fn issue(&mut self, key: RetryKey, now: Instant, secs: u64, client_request_id: &str) {
         if self.windows.len() > 100_000 {
-            self.windows.retain(|_, (until, _)| *until > now);
+            self.windows.retain(|_, w| w.until > now);
         }
-        self.windows.insert(key, (now + Duration::from_secs(secs), secs));
+        let w = Window {
+            issued: now,
+            until: now + Duration::from_secs(secs),
+            secs,
+            client_request_id: client_request_id.to_owned(),
+        };
+        self.windows.insert(key, w);
     }
 
-    /// `Some(secs)` when `key` is retrying early (the window is restarted for another `secs`).
-    pub fn check(&mut self, key: &RetryKey, now: Instant) -> Option<u64> {
-        let (until, secs) = *self.windows.get(key)?;
-        if now < until {
-            self.windows.insert(key.clone(), (now + Duration::from_secs(secs), secs));
-            Some(secs)
-        } else {
+    /// `Some(secs)` when `key` is retrying early (the window is restarted for another `secs`): the
+    /// same request (same client-request-id) before its Retry-After elapsed, or any later request
+    /// to the same key that was not already in flight. A request without a client-request-id
+    /// cannot be told apart, so it counts as the same request.
+    pub fn check(&mut self, key: &RetryKey, now: Instant, client_request_id: &str) -> Option<u64> {
+        let w = self.windows.get(key)?.clone();
+        if now >= w.until {
             self.windows.remove(key);
-            None
+            return None;
         }
+        let same_request = client_request_id.is_empty() || client_request_id == w.client_request_id;
+        if !same_request && now < w.issued + IN_FLIGHT {
+            return None;
+        }
+        self.windows.insert(key.clone(), Window { until: now + Duration::from_secs(w.secs), ..w });
+        Some(w.secs)
     }
 
     pub fn clear(&mut self) {
@@ -463,18 +513,33 @@ mod tests {
     }
 
     #[test]
+    fn early_retries_are_the_same_request_or_a_later_one() {
+        let key: RetryKey = ("t".into(), "c".into(), "POST".into(), "/beta/x".into());
+        let t0 = Instant::now();
+        let mut w = RetryWindows::default();
+        w.issue(key.clone(), t0, 2, "req-1");
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(10), "req-2"), None, "another call already in flight");
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(10), "req-1"), Some(2), "the throttled call itself");
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(900), "req-3"), Some(2), "a new call during the window");
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(950), ""), Some(2), "no id: counted");
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(10), "req-1"), None, "after the window");
+    }
+
+    #[test]
     fn times_are_consumed() {
         let mut set = FaultSet::default();
         set.add(FaultSpec::parse_cli("kind=status,status=503,times=2,path=/beta/**").unwrap()).unwrap();
         set.add(FaultSpec::parse_cli("kind=latency,ms=5").unwrap()).unwrap();
         set.add(FaultSpec::parse_cli("kind=latency,ms=7,method=POST").unwrap()).unwrap();
-        let (s, l) = set.before_routing(Some("t"), "POST", "/beta/a");
+        set.add(FaultSpec::parse_cli("kind=delay-response,ms=9,method=POST,times=1").unwrap()).unwrap();
+        let (s, l, d) = set.before_routing(Some("t"), "POST", "/beta/a");
         assert_eq!(s.map(|r| r.kind), Some(FaultKind::Status { status: 503, retry_after: None }));
-        assert_eq!(l, 12);
+        assert_eq!((l, d), (12, 9));
         assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_some());
         assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_none(), "times=2 exhausted");
         assert!(set.before_routing(Some("t"), "GET", "/v1.0/a").0.is_none());
-        assert_eq!(set.list().len(), 3);
+        assert_eq!(set.before_routing(Some("t"), "POST", "/beta/a").2, 0, "delay-response times=1 exhausted");
+        assert_eq!(set.list().len(), 4);
         assert!(set.remove(1));
         assert!(!set.remove(1));
     }
@@ -497,12 +562,12 @@ mod tests {
         let mut w = RetryWindows::default();
         let key: RetryKey = ("t".into(), "c".into(), "GET".into(), "/p".into());
         let t0 = Instant::now();
-        assert_eq!(w.check(&key, t0), None);
-        w.issue(key.clone(), t0, 2);
-        assert_eq!(w.check(&key, t0 + Duration::from_secs(1)), Some(2));
+        assert_eq!(w.check(&key, t0, "r"), None);
+        w.issue(key.clone(), t0, 2, "r");
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(1), "r"), Some(2));
         // The early retry restarted the window: t0+2.5 s is still inside it.
-        assert_eq!(w.check(&key, t0 + Duration::from_millis(2500)), Some(2));
-        assert_eq!(w.check(&key, t0 + Duration::from_secs(10)), None);
-        assert_eq!(w.check(&key, t0 + Duration::from_secs(10)), None);
+        assert_eq!(w.check(&key, t0 + Duration::from_millis(2500), "r"), Some(2));
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(10), "r"), None);
+        assert_eq!(w.check(&key, t0 + Duration::from_secs(10), "r"), None);
     }
 }

@@ -334,18 +334,20 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
     let method = parts.method.as_str().to_owned();
     let throttle_scope = format!("Tenant_Application/ReadWrite/{}/{tenant}", principal.client_id);
 
-    let (status_rule, latency_ms) = {
+    let (status_rule, latency_ms, delay_response_ms) = {
         let mut inner = sim.lock();
         let key =
             (tenant.to_ascii_lowercase(), principal.client_id.to_ascii_lowercase(), method.clone(), raw_path.clone());
-        if let Some(secs) = inner.retries.check(&key, Instant::now()) {
+        let client_request_id =
+            parts.headers.get("client-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if let Some(secs) = inner.retries.check(&key, Instant::now(), &client_request_id) {
             inner.log.event(Some(&tenant), Event::EarlyRetry);
             inner.log.event(Some(&tenant), Event::Throttled);
             meta.early_retry = true;
             meta.fault = Some("early-retry".into());
             return GraphError::throttled(None, Some(secs), &throttle_scope).into_response();
         }
-        let (status_rule, latency) = inner.faults.before_routing(Some(&tenant), &method, &raw_path);
+        let (status_rule, latency, delay_response) = inner.faults.before_routing(Some(&tenant), &method, &raw_path);
         if let Some(rule) = &status_rule {
             inner.log.event(Some(&tenant), Event::FaultInjected);
             if let FaultKind::Status { status, retry_after } = rule.kind {
@@ -353,14 +355,14 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
                     inner.log.event(Some(&tenant), Event::Throttled);
                 }
                 if let Some(secs) = retry_after {
-                    inner.retries.issue(key, Instant::now(), secs);
+                    inner.retries.issue(key, Instant::now(), secs, &client_request_id);
                 }
             }
         }
-        if latency > 0 {
+        if latency > 0 || delay_response > 0 {
             inner.log.event(Some(&tenant), Event::FaultInjected);
         }
-        (status_rule, latency)
+        (status_rule, latency, delay_response)
     };
     if latency_ms > 0 {
         meta.fault = Some("latency".into());
@@ -421,6 +423,11 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
     if let Some(f) = ctx.fault {
         meta.fault = Some(f.to_owned());
         sim.lock().log.event(Some(&tenant), Event::FaultInjected);
+    }
+    if delay_response_ms > 0 {
+        // The state change above has happened; only the answer waits.
+        meta.fault = Some("delay-response".into());
+        tokio::time::sleep(Duration::from_millis(delay_response_ms)).await;
     }
     match result {
         Ok(Reply::Json(status, body)) => envelope::json_response(status, &body),
