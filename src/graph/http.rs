@@ -3,6 +3,7 @@
 //! transient failures of idempotent calls, and the short 401/403/404 window after creation when
 //! the caller asks for it (reference §1.3, §4).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,9 @@ struct Inner {
     tokens: TokenCache,
     config: ClientConfig,
     observer: Arc<dyn Observer>,
+    /// Graph throttles per tenant and application: after a Retry-After, no call for that pair
+    /// goes out before it elapses, whichever call was throttled.
+    gates: std::sync::Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl GraphClient {
@@ -97,7 +101,7 @@ impl GraphClient {
             .build()
             .map_err(|e| GraphError::transport("client", format!("cannot build the HTTP client: {e}")))?;
         let tokens = TokenCache::new(http.clone(), config.timeout);
-        Ok(Self { inner: Arc::new(Inner { http, tokens, config, observer }) })
+        Ok(Self { inner: Arc::new(Inner { http, tokens, config, observer, gates: Default::default() }) })
     }
 
     /// A handle for one tenant with one credential.
@@ -267,6 +271,28 @@ impl Tenant {
         self.send(call).await.map(|_| ())
     }
 
+    fn gate_key(&self) -> (String, String) {
+        (self.tenant_id.to_ascii_lowercase(), self.credential.client_id().to_ascii_lowercase())
+    }
+
+    /// How long this tenant must still wait because of an earlier Retry-After.
+    fn gate_wait(&self) -> Option<Duration> {
+        let gates = self.client.inner.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .get(&self.gate_key())
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
+    fn close_gate(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut gates = self.client.inner.gates.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = gates.entry(self.gate_key()).or_insert(until);
+        if *entry < until {
+            *entry = until;
+        }
+    }
+
     fn url(&self, call: &Call) -> Result<url::Url, GraphError> {
         let mut url = self.endpoints.graph.clone();
         {
@@ -292,6 +318,22 @@ impl Tenant {
         let mut refreshed_token = false;
         let mut attempt = 0u32;
         loop {
+            if let Some(wait) = self.gate_wait() {
+                if wait > inner.config.retry.max_inline_wait {
+                    return Err(GraphError {
+                        kind: ErrorKind::Throttled,
+                        source: Source::Graph,
+                        operation: call.op,
+                        status: None,
+                        code: Some("RetryAfterPending".into()),
+                        message: "an earlier call for this tenant was throttled; waiting out its Retry-After".into(),
+                        request_id: None,
+                        retry_after: Some(wait),
+                    });
+                }
+                inner.observer.retry_after_wait(call.op, wait);
+                tokio::time::sleep(wait).await;
+            }
             let result = self.attempt(&call, &url, &client_request_id, attempt).await;
             let err = match result {
                 Ok(ok) => return Ok(ok),
@@ -307,11 +349,16 @@ impl Tenant {
                 inner.tokens.invalidate(&self.endpoints, &self.tenant_id, &self.credential).await;
                 continue;
             }
+            if let (ErrorKind::Throttled, Some(wait)) = (err.kind, err.retry_after) {
+                self.close_gate(wait);
+            }
             match decide(&inner.config.retry, attempt, &err, call.idempotent, call.eventual, rand::random::<f64>()) {
+                Decision::Retry(wait) if err.kind == ErrorKind::Throttled && err.retry_after.is_some() => {
+                    // The gate holds this call (and every other for the tenant) until Retry-After.
+                    debug!(op = call.op, attempt, wait_ms = wait.as_millis() as u64, error = %err, "throttled; waiting out Retry-After");
+                    attempt += 1;
+                }
                 Decision::Retry(wait) => {
-                    if err.kind == ErrorKind::Throttled && err.retry_after.is_some() {
-                        inner.observer.retry_after_wait(call.op, wait);
-                    }
                     debug!(op = call.op, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying Graph call");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
