@@ -14,7 +14,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller.
-    Run,
+    Run(crate::controller::RunArgs),
     /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
     Crd,
     /// Run the Microsoft Graph simulator.
@@ -41,10 +41,13 @@ impl Cli {
                     ExitCode::FAILURE
                 }
             },
-            Command::Run => {
-                eprintln!("error: not built yet");
-                ExitCode::FAILURE
-            }
+            Command::Run(args) => match crate::controller::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
         }
     }
 }

@@ -5,5 +5,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod graph;
+pub mod reconcile;
 pub mod sim;
+pub mod telemetry;

@@ -63,6 +63,10 @@ pub struct ServicePrincipalRef {
     /// Display name of the service principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// When the operator recorded it (RFC 3339). Shortly after, Graph may still answer 404 for it
+    /// (replication lag), which must not be mistaken for a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
 }
 
 /// An instantiate call whose outcome is not known yet.
@@ -101,6 +105,10 @@ pub struct JobStatus {
     /// The restart.requestId last carried out on this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restart_request_id: Option<String>,
+    /// The quarantine series (its start time) the operator already started this job for: a
+    /// quarantined job gets one start per series, never a start loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_series_started: Option<String>,
 }
 
 /// A synchronization task execution.

@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 
 pub mod kube_env;
+pub mod operator;

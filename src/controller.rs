@@ -1,0 +1,221 @@
+//! The controller process: flags, watches (profiles and the Secrets they reference), the shared
+//! Context, and graceful shutdown.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use url::Url;
+
+use crate::api::CloudSyncProfile;
+use crate::graph::{ClientConfig, GraphClient, Overrides, RetryPolicy};
+use crate::reconcile::{self, Context, Settings, WorkloadIdentityConfig};
+use crate::telemetry::{self, LogFormat};
+
+/// Flags of `cloudsync-operator run`; each also reads an environment variable (the Helm chart
+/// sets those).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Graph root for every cloud instead of the national cloud's (e.g. the simulator's URL).
+    #[arg(long, env = "CLOUDSYNC_GRAPH_URL")]
+    pub graph_url: Option<Url>,
+    /// Identity platform authority instead of the national cloud's (e.g. the simulator's URL).
+    #[arg(long, env = "CLOUDSYNC_LOGIN_URL")]
+    pub login_url: Option<Url>,
+    /// Seconds between steady-state resyncs of a profile (jittered ±10 %).
+    #[arg(long, env = "CLOUDSYNC_RESYNC_SECONDS", default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Seconds between retries of a profile that waits for its user (spec and Secret changes
+    /// retry at once).
+    #[arg(long, env = "CLOUDSYNC_USER_ACTION_RETRY_SECONDS", default_value_t = 600)]
+    pub user_action_retry_seconds: u64,
+    /// Profiles reconciled at once.
+    #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Profiles of one tenant reconciled at once.
+    #[arg(long, env = "CLOUDSYNC_TENANT_CONCURRENCY", default_value_t = 2)]
+    pub tenant_concurrency: usize,
+    /// Timeout of one Graph HTTP request, in seconds.
+    #[arg(long, env = "CLOUDSYNC_GRAPH_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub graph_timeout_seconds: u64,
+    /// Namespaces to watch (repeatable or comma-separated); all namespaces when empty.
+    #[arg(long = "namespace", env = "CLOUDSYNC_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Only profiles matching this label selector (lets several installs shard a cluster).
+    #[arg(long, env = "CLOUDSYNC_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// Let profiles use the operator pod's workload identity (credentials.workloadIdentity).
+    #[arg(long, env = "CLOUDSYNC_ALLOW_WORKLOAD_IDENTITY")]
+    pub allow_workload_identity: bool,
+    #[arg(long, env = "CLOUDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. info or cloudsync_operator=debug (RUST_LOG wins when set).
+    #[arg(long, env = "CLOUDSYNC_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(
+        "the CloudSyncProfile CRD is not installed ({0}); install it with: cloudsync-operator crd | kubectl apply -f -"
+    )]
+    CrdMissing(kube::Error),
+    #[error("{0}")]
+    Graph(#[from] crate::graph::GraphError),
+}
+
+/// Hash of what should trigger a reconcile: spec changes (generation), deletion, finalizers and a
+/// manual trigger annotation. Not status: the operator's own status writes must not loop.
+pub fn trigger_hash(p: &CloudSyncProfile) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    p.metadata.uid.hash(&mut h);
+    p.metadata.generation.hash(&mut h);
+    p.metadata.deletion_timestamp.is_some().hash(&mut h);
+    p.finalizers().hash(&mut h);
+    p.annotations().get(RECONCILE_ANNOTATION).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Set this annotation to any new value to make the operator look at a profile now.
+pub const RECONCILE_ANNOTATION: &str = "cloudsync.io/reconcile-requested-at";
+
+/// Profiles in the Secret's namespace whose credentials name it.
+fn profiles_using(
+    store: &Store<CloudSyncProfile>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<CloudSyncProfile>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == namespace)
+        .filter(|p| p.spec.credentials.secret_ref.as_ref().is_some_and(|r| r.name == name))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Runs one controller over one scope (a namespace, or all of them) until `shutdown`.
+pub async fn controller(
+    client: Client,
+    namespace: Option<String>,
+    label_selector: Option<String>,
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: CancellationToken,
+) {
+    let (profiles, secrets): (Api<CloudSyncProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let mut wc = watcher::Config::default();
+    if let Some(s) = &label_selector {
+        wc = wc.labels(s);
+    }
+    let (reader, writer) = reflector::store();
+    let profile_stream = watcher(profiles, wc)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, Default::default());
+    // Metadata only: the operator reads a Secret's data when it reconciles, and keeps no copy.
+    let secret_stream = watcher(secrets, watcher::Config::default()).default_backoff().touched_objects();
+    let store = reader.clone();
+    let stopping = shutdown.clone();
+    Controller::for_stream(profile_stream, reader)
+        .watches_stream(secret_stream, move |s| profiles_using(&store, s.metadata.namespace.as_deref(), &s.name_any()))
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(async move { stopping.cancelled().await })
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                match e {
+                    kube::runtime::controller::Error::ReconcilerFailed(err, obj) => {
+                        warn!(profile = %obj, error = %err, "reconcile failed")
+                    }
+                    other => warn!(error = %other, "controller"),
+                }
+            }
+        })
+        .await;
+}
+
+pub fn context(client: Client, args: &RunArgs) -> Result<Context, RunError> {
+    let graph = GraphClient::new(ClientConfig {
+        overrides: Overrides { graph: args.graph_url.clone(), login: args.login_url.clone() },
+        timeout: Duration::from_secs(args.graph_timeout_seconds.max(1)),
+        retry: RetryPolicy::default(),
+    })?;
+    let reporter = Reporter {
+        controller: "cloudsync-operator".into(),
+        instance: std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let settings = Settings {
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        user_action_retry: Duration::from_secs(args.user_action_retry_seconds.max(1)),
+        per_tenant_concurrency: args.tenant_concurrency.max(1),
+        workload_identity: WorkloadIdentityConfig::from_env(args.allow_workload_identity),
+    };
+    Ok(Context::new(client, graph, recorder, settings))
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                futures::future::select(Box::pin(ctrl_c), Box::pin(async move { term.recv().await.map(|_| ()) })).await;
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    telemetry::init(args.log_format, &args.log_level);
+    let client = Client::try_default().await?;
+    let probe: Api<CloudSyncProfile> = Api::all(client.clone());
+    probe.list(&ListParams::default().limit(1)).await.map_err(RunError::CrdMissing)?;
+    let ctx = Arc::new(context(client.clone(), &args)?);
+    info!(
+        graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
+        namespaces = ?args.namespaces,
+        "cloudsync-operator starting"
+    );
+
+    let shutdown = CancellationToken::new();
+    let scopes: Vec<Option<String>> =
+        if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
+    let controllers = futures::future::join_all(scopes.into_iter().map(|ns| {
+        controller(client.clone(), ns, args.label_selector.clone(), ctx.clone(), args.concurrency, shutdown.clone())
+    }));
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down");
+        signal.cancel();
+    });
+    controllers.await;
+    if !shutdown.is_cancelled() {
+        error!("controller stopped unexpectedly");
+    }
+    Ok(())
+}

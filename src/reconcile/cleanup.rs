@@ -1,0 +1,144 @@
+//! The Cleanup side: what deleting a profile does in Graph. `Orphan` touches nothing; `Delete`
+//! removes the jobs, the application and the service principal, each step tolerating "already
+//! gone". A profile that never created anything is released at once. A cleanup that cannot
+//! proceed keeps the finalizer and says why in status and an Event — never silently.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+
+use super::apply::{Run, graph_problem};
+use super::status::Problem;
+use super::{Context, Error, credentials};
+use crate::api::conditions::{Desired, types};
+use crate::api::{CloudSyncProfile, DeletionPolicy};
+use crate::graph::{GraphError, Tenant};
+
+pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let mut run = Run::new(profile, ctx);
+    let status = run.writer.status.clone();
+    let spec = run.profile.spec.clone();
+    let sp = status.service_principal.clone();
+
+    if spec.deletion_policy() == DeletionPolicy::Orphan {
+        if let Some(sp) = &sp {
+            run.event(
+                EventType::Normal,
+                "Orphaned",
+                "Delete",
+                format!("left service principal {} and its jobs in Microsoft Graph (deletionPolicy: Orphan)", sp.id),
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+    if sp.is_none() && status.pending_instantiate.is_none() {
+        // Nothing was ever created (or it is gone already): release at once.
+        return Ok(Action::await_change());
+    }
+
+    let ns = run.profile.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(run.ctx.kube.clone(), &ns);
+    let credential =
+        match credentials::resolve(&secrets, &ns, &spec.credentials, &run.ctx.settings.workload_identity).await? {
+            Ok(c) => c,
+            Err(p) => return blocked(&mut run, p).await,
+        };
+    let graph = run.ctx.graph.tenant(spec.cloud(), &spec.tenant_id, credential);
+    let _permit = run.ctx.tenant_permit(&spec.tenant_id).await;
+
+    match delete_in_graph(&mut run, &graph).await {
+        Ok(()) => Ok(Action::await_change()),
+        Err(e) if e.is_transient() => Err(e.into()),
+        Err(e) => blocked(&mut run, graph_problem(&e)).await,
+    }
+}
+
+async fn blocked(run: &mut Run, p: Problem) -> Result<Action, Error> {
+    let message = format!(
+        "cannot delete the configuration in Microsoft Graph: {}. Fix it, or set spec.deletionPolicy to Orphan to release the profile and leave Graph as it is",
+        p.message
+    );
+    run.commit_conditions(&[Desired::new(types::READY, false, "CleanupBlocked", message.clone())]).await?;
+    // Returning an error keeps the finalizer and retries with backoff.
+    Err(Error::Waiting(message))
+}
+
+fn gone_ok(r: Result<(), GraphError>) -> Result<bool, GraphError> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn delete_in_graph(run: &mut Run, graph: &Tenant) -> Result<(), GraphError> {
+    let mut sp = run.writer.status.service_principal.clone();
+    if sp.is_none()
+        && let Some(p) = run.writer.status.pending_instantiate.clone()
+    {
+        // An instantiate whose answer was lost may have created it; take it only if unambiguous.
+        if let [one] = graph.find_cloud_sync_service_principals(&p.display_name).await?.as_slice() {
+            let application_id = match one.app_id.as_deref() {
+                Some(a) => graph.find_application_by_app_id(a).await?.map(|a| a.id),
+                None => None,
+            };
+            sp = Some(crate::api::ServicePrincipalRef {
+                id: one.id.clone(),
+                app_id: one.app_id.clone(),
+                application_id,
+                display_name: one.display_name.clone(),
+                recorded_at: None,
+            });
+        }
+    }
+    let Some(sp) = sp else { return Ok(()) };
+
+    // Jobs first: deleting a job stops it, so nothing runs while the rest goes away.
+    let jobs = match graph.list_jobs(&sp.id, false).await {
+        Ok(j) => j,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    for job in &jobs {
+        if gone_ok(graph.delete_job(&sp.id, &job.id).await)? {
+            run.event(
+                EventType::Normal,
+                "JobDeleted",
+                &format!("Delete{}", job.template()),
+                format!("deleted job {}", job.id),
+            )
+            .await;
+        }
+    }
+    // Deleting the application removes its service principal; delete the service principal too in
+    // case the application is unknown or already gone.
+    if let Some(app) = &sp.application_id
+        && gone_ok(graph.delete_application(app).await)?
+    {
+        run.event(EventType::Normal, "ApplicationDeleted", "Delete", format!("deleted application {app}")).await;
+    }
+    if gone_ok(graph.delete_service_principal(&sp.id).await)? {
+        run.event(
+            EventType::Normal,
+            "ServicePrincipalDeleted",
+            "Delete",
+            format!("deleted service principal {}", sp.id),
+        )
+        .await;
+    }
+    run.event(
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        format!(
+            "removed the cloud sync configuration {} from Microsoft Graph",
+            sp.display_name.as_deref().unwrap_or(&sp.id)
+        ),
+    )
+    .await;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Turning `spec.credentials` into a Graph credential: a Secret in the profile's namespace, or the
+//! operator pod's federated token when the operator allows it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use secrecy::SecretString;
+
+use super::status::Problem;
+use crate::api::Credentials;
+use crate::graph::Credential;
+
+pub const CLIENT_ID_KEY: &str = "clientId";
+pub const CLIENT_SECRET_KEY: &str = "clientSecret";
+
+/// Operator-level settings for workload identity (from the environment the Azure Workload
+/// Identity webhook injects, and a flag that allows profiles to use it).
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadIdentityConfig {
+    pub allowed: bool,
+    /// AZURE_CLIENT_ID: used when a profile names no client id.
+    pub client_id: Option<String>,
+    /// AZURE_FEDERATED_TOKEN_FILE.
+    pub token_file: Option<PathBuf>,
+}
+
+impl WorkloadIdentityConfig {
+    pub fn from_env(allowed: bool) -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            allowed,
+            client_id: var("AZURE_CLIENT_ID"),
+            token_file: var("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+        }
+    }
+}
+
+/// The Secret's keys as a credential, or what is wrong with them. Pure, so every case is tested.
+pub fn from_secret_data(
+    namespace: &str,
+    name: &str,
+    data: Option<&BTreeMap<String, ByteString>>,
+) -> Result<Credential, Problem> {
+    let read = |key: &str| -> Result<String, Problem> {
+        let bytes = data.and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            Problem::new("SecretInvalid", format!("Secret {namespace}/{name}: key {key} is not UTF-8 text"))
+        })?;
+        // `kubectl create secret --from-file` keeps the file's trailing newline.
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Problem::new(
+                "SecretInvalid",
+                format!(
+                    "Secret {namespace}/{name} has no {key}: it needs the keys {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}"
+                ),
+            ));
+        }
+        Ok(text.to_string())
+    };
+    let client_id = read(CLIENT_ID_KEY)?;
+    let secret = read(CLIENT_SECRET_KEY)?;
+    Ok(Credential::ClientSecret { client_id, secret: SecretString::from(secret) })
+}
+
+/// The credential for a profile. `Ok(Err(problem))` is a user's mistake to report; `Err` is an
+/// apiserver failure to retry.
+pub async fn resolve(
+    secrets: &Api<Secret>,
+    namespace: &str,
+    credentials: &Credentials,
+    wi: &WorkloadIdentityConfig,
+) -> Result<Result<Credential, Problem>, kube::Error> {
+    if let Some(r) = &credentials.secret_ref {
+        return Ok(match secrets.get_opt(&r.name).await? {
+            None => Err(Problem::new(
+                "SecretNotFound",
+                format!(
+                    "Secret {namespace}/{} not found: create it with the keys {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY} of an app registration that has the Graph permissions Application.ReadWrite.OwnedBy and Synchronization.ReadWrite.All",
+                    r.name
+                ),
+            )),
+            Some(s) => from_secret_data(namespace, &r.name, s.data.as_ref()),
+        });
+    }
+    let Some(w) = &credentials.workload_identity else {
+        return Ok(Err(Problem::new(
+            "NoCredentials",
+            "set spec.credentials.secretRef or spec.credentials.workloadIdentity",
+        )));
+    };
+    Ok(federated(w.client_id.as_deref(), wi))
+}
+
+fn federated(client_id: Option<&str>, wi: &WorkloadIdentityConfig) -> Result<Credential, Problem> {
+    if !wi.allowed {
+        return Err(Problem::new(
+            "WorkloadIdentityNotAllowed",
+            "this operator does not let profiles use its workload identity (it runs without --allow-workload-identity): use credentials.secretRef, or ask the operator's administrator",
+        ));
+    }
+    let token_file = wi.token_file.clone().ok_or_else(|| {
+        Problem::new(
+            "WorkloadIdentityUnavailable",
+            "the operator pod has no federated token (AZURE_FEDERATED_TOKEN_FILE is not set): label the pod azure.workload.identity/use=true and annotate its ServiceAccount with azure.workload.identity/client-id",
+        )
+    })?;
+    let client_id = client_id.map(str::to_string).or_else(|| wi.client_id.clone()).ok_or_else(|| {
+        Problem::new(
+            "WorkloadIdentityUnavailable",
+            "no client id: set spec.credentials.workloadIdentity.clientId or the operator's AZURE_CLIENT_ID",
+        )
+    })?;
+    Ok(Credential::Federated { client_id, token_file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
+        pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()
+    }
+
+    #[test]
+    fn a_complete_secret_becomes_a_client_secret_credential() {
+        let d = data(&[("clientId", b"abc\n"), ("clientSecret", b"s3cr3t\n")]);
+        let c = from_secret_data("ns", "creds", Some(&d)).unwrap();
+        assert_eq!(c.client_id(), "abc");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn missing_or_empty_keys_say_which() {
+        let e = from_secret_data("ns", "creds", Some(&data(&[("clientId", b"abc")]))).unwrap_err();
+        assert_eq!(e.reason, "SecretInvalid");
+        assert!(e.message.contains("ns/creds has no clientSecret"), "{}", e.message);
+        let e = from_secret_data("ns", "creds", None).unwrap_err();
+        assert!(e.message.contains("has no clientId"));
+        let e =
+            from_secret_data("ns", "creds", Some(&data(&[("clientId", b" "), ("clientSecret", b"x")]))).unwrap_err();
+        assert!(e.message.contains("has no clientId"));
+        let e = from_secret_data("ns", "creds", Some(&data(&[("clientId", &[0xff, 0xfe]), ("clientSecret", b"x")])))
+            .unwrap_err();
+        assert!(e.message.contains("not UTF-8"));
+    }
+
+    #[test]
+    fn workload_identity_needs_permission_a_token_file_and_a_client_id() {
+        let mut wi = WorkloadIdentityConfig::default();
+        assert_eq!(federated(None, &wi).unwrap_err().reason, "WorkloadIdentityNotAllowed");
+        wi.allowed = true;
+        assert_eq!(federated(None, &wi).unwrap_err().reason, "WorkloadIdentityUnavailable");
+        wi.token_file = Some("/var/run/secrets/azure/tokens/azure-identity-token".into());
+        assert!(federated(None, &wi).unwrap_err().message.contains("no client id"));
+        wi.client_id = Some("pod-client".into());
+        assert_eq!(federated(None, &wi).unwrap().client_id(), "pod-client");
+        assert_eq!(federated(Some("profile-client"), &wi).unwrap().client_id(), "profile-client");
+    }
+}

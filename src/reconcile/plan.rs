@@ -1,0 +1,474 @@
+//! Pure planning: from the spec, what Graph showed, and what status remembers, decide which Graph
+//! writes to make. No I/O here, so every rule of design.md §4 is unit-tested below.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobStatus, PendingInstantiate};
+use crate::graph::json_secret;
+use crate::graph::model::{
+    KeyValue, PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, ServicePrincipal, SynchronizationJob,
+};
+
+/// How long an instantiate whose outcome is unknown (404-but-created, or a crash before its
+/// answer was recorded) blocks a second instantiate while lookups cannot see its objects yet.
+pub const INSTANTIATE_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// How long after the operator recorded a service principal a 404 on it counts as replication
+/// lag rather than "deleted by someone".
+pub const REPLICATION_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// The job templates the spec asks for, in creation order.
+pub fn desired_templates(spec: &CloudSyncProfileSpec) -> Vec<&'static str> {
+    let mut t = vec![PROVISIONING_TEMPLATE];
+    if spec.password_hash_sync() {
+        t.push(PASSWORD_HASH_TEMPLATE);
+    }
+    t
+}
+
+/// What to do when status records no service principal.
+#[derive(Debug, PartialEq)]
+pub enum ServicePrincipalDecision {
+    /// Exactly one configuration with our display name exists: take it over.
+    Adopt(ServicePrincipal),
+    /// Several exist; choosing one would be a guess.
+    Ambiguous(Vec<String>),
+    /// None exists and no earlier instantiate may still appear: create one.
+    Instantiate,
+    /// An earlier instantiate may have created objects that lookups do not show yet.
+    AwaitPending { remaining: Duration },
+}
+
+pub fn decide_service_principal(
+    found: &[ServicePrincipal],
+    pending: Option<&PendingInstantiate>,
+    now: Timestamp,
+) -> ServicePrincipalDecision {
+    match found {
+        [one] => ServicePrincipalDecision::Adopt(one.clone()),
+        [] => match pending.and_then(|p| p.since.parse::<Timestamp>().ok()) {
+            Some(since) => {
+                let age = Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO);
+                match INSTANTIATE_GRACE.checked_sub(age) {
+                    Some(remaining) if !remaining.is_zero() => ServicePrincipalDecision::AwaitPending { remaining },
+                    _ => ServicePrincipalDecision::Instantiate,
+                }
+            }
+            None => ServicePrincipalDecision::Instantiate,
+        },
+        many => {
+            let mut ids: Vec<String> = many.iter().map(|s| s.id.clone()).collect();
+            ids.sort();
+            ServicePrincipalDecision::Ambiguous(ids)
+        }
+    }
+}
+
+/// True when a 404 on the recorded service principal may be replication lag.
+pub fn within_replication_grace(recorded_at: Option<&str>, now: Timestamp) -> bool {
+    recorded_at
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| Duration::try_from(now.duration_since(t)).unwrap_or(Duration::ZERO) < REPLICATION_GRACE)
+}
+
+/// Jobs to create and delete, and the job that serves each desired template.
+#[derive(Debug, Default, PartialEq)]
+pub struct JobPlan {
+    pub create: Vec<&'static str>,
+    /// Jobs of templates the spec no longer wants (only templates the operator manages).
+    pub delete: Vec<String>,
+    /// Templates with more than one job: the first id (sorted) is used, the others reported.
+    pub duplicates: Vec<(String, Vec<String>)>,
+    /// The job per desired template, when one exists.
+    pub current: BTreeMap<&'static str, SynchronizationJob>,
+}
+
+pub fn plan_jobs(spec: &CloudSyncProfileSpec, jobs: &[SynchronizationJob]) -> JobPlan {
+    let mut by_template: BTreeMap<&str, Vec<&SynchronizationJob>> = BTreeMap::new();
+    for j in jobs {
+        by_template.entry(j.template()).or_default().push(j);
+    }
+    for list in by_template.values_mut() {
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    let desired = desired_templates(spec);
+    let mut plan = JobPlan::default();
+    for t in &desired {
+        match by_template.get(t) {
+            Some(list) => {
+                if list.len() > 1 {
+                    plan.duplicates.push((t.to_string(), list.iter().map(|j| j.id.clone()).collect()));
+                }
+                plan.current.insert(t, list[0].clone());
+            }
+            None => plan.create.push(t),
+        }
+    }
+    // Only the password hash job is ever removed: other templates (group writeback, device sync)
+    // may be managed by someone else on the same service principal.
+    if !desired.contains(&PASSWORD_HASH_TEMPLATE)
+        && let Some(list) = by_template.get(PASSWORD_HASH_TEMPLATE)
+    {
+        plan.delete.extend(list.iter().map(|j| j.id.clone()));
+    }
+    plan
+}
+
+/// The full secret set for one PUT, and its hash for `status.secretsHash`.
+pub fn desired_secrets(spec: &CloudSyncProfileSpec) -> (Vec<KeyValue>, String) {
+    let mut secrets = vec![json_secret("Domain", &json!({"domain": spec.domain}))];
+    if spec.password_hash_sync() {
+        secrets.push(json_secret("AppKey", &json!({"appKeyScenario": PASSWORD_HASH_TEMPLATE})));
+    }
+    let mut h = Sha256::new();
+    for s in &secrets {
+        // Length-prefixed so that no two different sets hash alike.
+        for part in [&s.key, &s.value] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    (secrets, format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// A run-state change for one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAction {
+    Start,
+    Pause,
+    Restart { scope: String, request_id: String },
+}
+
+/// Quarantine reasons the operator never clears by itself: too many deletes waits for a person
+/// (a restart with ForceDeletes, after checking the deletes are intended).
+const HOLD_QUARANTINE: &[&str] = &["TooManyDeletes"];
+
+/// The quarantine series a job is in, if quarantined (its key for "started once per series").
+pub fn quarantine_series(job: &SynchronizationJob) -> Option<String> {
+    let q = job.status.as_ref()?.quarantine.as_ref()?;
+    let began = q.series_began.or(q.current_began)?;
+    Some(began.to_string())
+}
+
+/// Start, pause or restart per job. `created` are the templates whose job this reconcile created:
+/// a fresh job has nothing to reset, so a pending restart request counts as done for it.
+pub fn plan_runs(
+    spec: &CloudSyncProfileSpec,
+    current: &BTreeMap<&'static str, SynchronizationJob>,
+    status: &CloudSyncProfileStatus,
+    created: &[&'static str],
+) -> Vec<(&'static str, RunAction)> {
+    let mut actions = Vec::new();
+    for (template, job) in current {
+        let recorded = status.jobs.iter().find(|j| j.template_id == *template);
+        let scheduled = job.schedule_state() == Some("Active");
+        let code = job.code();
+        if spec.suspended() {
+            if scheduled || code == Some("Active") {
+                actions.push((*template, RunAction::Pause));
+            }
+            continue;
+        }
+        if let Some(r) = &spec.restart
+            && recorded.and_then(|j| j.last_restart_request_id.as_deref()) != Some(r.request_id.as_str())
+            && !created.contains(template)
+        {
+            // Restart also starts the job, so it replaces a start.
+            actions.push((
+                *template,
+                RunAction::Restart { scope: r.effective_reset_scope().to_string(), request_id: r.request_id.clone() },
+            ));
+            continue;
+        }
+        let quarantined = code == Some("Quarantine");
+        let start = if quarantined {
+            let reason = job.status.as_ref().and_then(|s| s.quarantine.as_ref()).and_then(|q| q.reason.as_deref());
+            let held = reason.is_some_and(|r| HOLD_QUARANTINE.contains(&r));
+            let series = quarantine_series(job);
+            let already =
+                series.is_some() && recorded.and_then(|j| j.quarantine_series_started.as_ref()) == series.as_ref();
+            !held && !already
+        } else {
+            !scheduled || code == Some("Paused")
+        };
+        if start {
+            actions.push((*template, RunAction::Start));
+        }
+    }
+    actions
+}
+
+/// Status bookkeeping carried from one job status to the next.
+pub fn carry_bookkeeping(previous: Option<&JobStatus>, next: &mut JobStatus) {
+    if let Some(p) = previous {
+        next.last_restart_request_id.clone_from(&p.last_restart_request_id);
+        next.quarantine_series_started.clone_from(&p.quarantine_series_started);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Credentials, RestartRequest, SecretRef};
+    use crate::graph::model::{Quarantine, Schedule, SynchronizationStatus};
+
+    fn spec() -> CloudSyncProfileSpec {
+        CloudSyncProfileSpec {
+            tenant_id: "11111111-2222-3333-4444-555555555555".into(),
+            cloud: None,
+            credentials: Credentials { secret_ref: Some(SecretRef { name: "creds".into() }), workload_identity: None },
+            domain: "contoso.com".into(),
+            display_name: None,
+            tenant_sync_flag: None,
+            password_hash_sync: Some(true),
+            suspend: None,
+            restart: None,
+            deletion_policy: None,
+        }
+    }
+
+    fn job(template: &str, id: &str, state: &str, code: &str) -> SynchronizationJob {
+        SynchronizationJob {
+            id: id.into(),
+            template_id: Some(template.into()),
+            schedule: Some(Schedule { state: Some(state.into()), ..Default::default() }),
+            status: Some(SynchronizationStatus { code: Some(code.into()), ..Default::default() }),
+            synchronization_job_settings: vec![],
+        }
+    }
+
+    fn quarantined(template: &str, reason: &str, series: &str) -> SynchronizationJob {
+        let mut j = job(template, &format!("{template}.q"), "Active", "Quarantine");
+        j.status.as_mut().unwrap().quarantine =
+            Some(Quarantine { reason: Some(reason.into()), series_began: series.parse().ok(), ..Default::default() });
+        j
+    }
+
+    fn sp(id: &str) -> ServicePrincipal {
+        ServicePrincipal { id: id.into(), ..Default::default() }
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_single_match_is_adopted_several_are_refused() {
+        let now = ts("2026-11-26T12:00:00Z");
+        assert_eq!(decide_service_principal(&[sp("a")], None, now), ServicePrincipalDecision::Adopt(sp("a")));
+        assert_eq!(
+            decide_service_principal(&[sp("b"), sp("a")], None, now),
+            ServicePrincipalDecision::Ambiguous(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(decide_service_principal(&[], None, now), ServicePrincipalDecision::Instantiate);
+    }
+
+    #[test]
+    fn a_pending_instantiate_blocks_a_second_one_until_the_grace_ends() {
+        let pending = PendingInstantiate { display_name: "contoso.com".into(), since: "2026-11-26T12:00:00Z".into() };
+        match decide_service_principal(&[], Some(&pending), ts("2026-11-26T12:01:00Z")) {
+            ServicePrincipalDecision::AwaitPending { remaining } => assert_eq!(remaining, Duration::from_secs(9 * 60)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decide_service_principal(&[], Some(&pending), ts("2026-11-26T12:10:00Z")),
+            ServicePrincipalDecision::Instantiate
+        );
+        // Found meanwhile: adopt, whatever the grace.
+        assert_eq!(
+            decide_service_principal(&[sp("x")], Some(&pending), ts("2026-11-26T12:00:01Z")),
+            ServicePrincipalDecision::Adopt(sp("x"))
+        );
+    }
+
+    #[test]
+    fn replication_grace() {
+        let now = ts("2026-11-26T12:05:00Z");
+        assert!(within_replication_grace(Some("2026-11-26T12:00:00Z"), now));
+        assert!(!within_replication_grace(Some("2026-11-26T11:00:00Z"), now));
+        assert!(!within_replication_grace(None, now));
+        assert!(!within_replication_grace(Some("garbage"), now));
+    }
+
+    #[test]
+    fn only_missing_templates_are_created() {
+        let p = plan_jobs(&spec(), &[]);
+        assert_eq!(p.create, [PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE]);
+        let existing = [job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.1.x", "Active", "Active")];
+        let p = plan_jobs(&spec(), &existing);
+        assert_eq!(p.create, [PASSWORD_HASH_TEMPLATE]);
+        assert_eq!(p.current[PROVISIONING_TEMPLATE].id, "AD2AADProvisioning.1.x");
+        let mut no_phs = spec();
+        no_phs.password_hash_sync = Some(false);
+        assert!(plan_jobs(&no_phs, &existing).create.is_empty());
+    }
+
+    #[test]
+    fn duplicates_use_the_first_job_and_are_reported() {
+        let jobs = [
+            job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.b", "Active", "Active"),
+            job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.a", "Active", "Active"),
+        ];
+        let p = plan_jobs(&spec(), &jobs);
+        assert_eq!(p.current[PROVISIONING_TEMPLATE].id, "AD2AADProvisioning.a");
+        assert_eq!(
+            p.duplicates,
+            [(PROVISIONING_TEMPLATE.to_string(), vec!["AD2AADProvisioning.a".into(), "AD2AADProvisioning.b".into()])]
+        );
+        assert!(p.create.contains(&PASSWORD_HASH_TEMPLATE));
+    }
+
+    #[test]
+    fn turning_password_hash_sync_off_deletes_only_that_job() {
+        let mut s = spec();
+        s.password_hash_sync = Some(false);
+        let jobs = [
+            job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.a", "Active", "Active"),
+            job(PASSWORD_HASH_TEMPLATE, "AD2AADPasswordHash.a", "Active", "Active"),
+            job("AAD2ADGroupProvisioning", "AAD2ADGroupProvisioning.a", "Active", "Active"),
+        ];
+        let p = plan_jobs(&s, &jobs);
+        assert_eq!(p.delete, ["AD2AADPasswordHash.a"]);
+        assert!(p.create.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_the_full_double_encoded_set_with_a_stable_hash() {
+        let (secrets, hash) = desired_secrets(&spec());
+        assert_eq!(secrets[0].key, "Domain");
+        assert_eq!(secrets[0].value, r#"{"domain":"contoso.com"}"#);
+        assert_eq!(secrets[1].value, r#"{"appKeyScenario":"AD2AADPasswordHash"}"#);
+        assert_eq!(desired_secrets(&spec()).1, hash);
+        assert!(hash.starts_with("sha256:"));
+        let mut other = spec();
+        other.domain = "fabrikam.com".into();
+        assert_ne!(desired_secrets(&other).1, hash);
+        other.domain = "contoso.com".into();
+        other.password_hash_sync = Some(false);
+        let (only_domain, h2) = desired_secrets(&other);
+        assert_eq!(only_domain.len(), 1);
+        assert_ne!(h2, hash);
+    }
+
+    fn current(jobs: Vec<SynchronizationJob>) -> BTreeMap<&'static str, SynchronizationJob> {
+        jobs.into_iter()
+            .map(|j| {
+                (if j.template() == PROVISIONING_TEMPLATE { PROVISIONING_TEMPLATE } else { PASSWORD_HASH_TEMPLATE }, j)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jobs_are_started_only_when_not_running() {
+        let s = spec();
+        let st = CloudSyncProfileStatus::default();
+        let new = current(vec![
+            job(PROVISIONING_TEMPLATE, "p", "Disabled", "NotRun"),
+            job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
+        ]);
+        assert_eq!(
+            plan_runs(&s, &new, &st, &[]),
+            [(PASSWORD_HASH_TEMPLATE, RunAction::Start), (PROVISIONING_TEMPLATE, RunAction::Start)]
+        );
+        let running = current(vec![
+            job(PROVISIONING_TEMPLATE, "p", "Active", "Active"),
+            job(PASSWORD_HASH_TEMPLATE, "h", "Active", "NotRun"),
+        ]);
+        assert!(plan_runs(&s, &running, &st, &[]).is_empty(), "never start a running job");
+    }
+
+    #[test]
+    fn quarantine_is_started_once_per_series_and_too_many_deletes_waits_for_a_person() {
+        let s = spec();
+        let q =
+            current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-26T10:00:00Z")]);
+        let mut st = CloudSyncProfileStatus::default();
+        assert_eq!(plan_runs(&s, &q, &st, &[]), [(PROVISIONING_TEMPLATE, RunAction::Start)]);
+        st.jobs.push(JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            quarantine_series_started: Some("2026-11-26T10:00:00Z".into()),
+            ..Default::default()
+        });
+        assert!(plan_runs(&s, &q, &st, &[]).is_empty(), "same series: already started once");
+        let next =
+            current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-27T10:00:00Z")]);
+        assert_eq!(plan_runs(&s, &next, &st, &[]).len(), 1, "a new series gets one start");
+        let deletes = current(vec![quarantined(PROVISIONING_TEMPLATE, "TooManyDeletes", "2026-11-28T10:00:00Z")]);
+        assert!(plan_runs(&s, &deletes, &st, &[]).is_empty());
+    }
+
+    #[test]
+    fn suspend_pauses_running_jobs_only() {
+        let mut s = spec();
+        s.suspend = Some(true);
+        let jobs = current(vec![
+            job(PROVISIONING_TEMPLATE, "p", "Active", "Active"),
+            job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
+        ]);
+        assert_eq!(
+            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[]),
+            [(PROVISIONING_TEMPLATE, RunAction::Pause)]
+        );
+    }
+
+    #[test]
+    fn a_new_restart_request_restarts_each_job_once() {
+        let mut s = spec();
+        s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: Some("Full".into()) });
+        let jobs = current(vec![
+            job(PROVISIONING_TEMPLATE, "p", "Active", "Active"),
+            job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
+        ]);
+        let mut st = CloudSyncProfileStatus::default();
+        let restart = RunAction::Restart { scope: "Full".into(), request_id: "r1".into() };
+        assert_eq!(
+            plan_runs(&s, &jobs, &st, &[]),
+            [(PASSWORD_HASH_TEMPLATE, restart.clone()), (PROVISIONING_TEMPLATE, restart)]
+        );
+        // The provisioning job's restart was recorded before a crash: only the other remains.
+        st.jobs.push(JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            last_restart_request_id: Some("r1".into()),
+            ..Default::default()
+        });
+        let plan = plan_runs(&s, &jobs, &st, &[]);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].0, PASSWORD_HASH_TEMPLATE);
+    }
+
+    #[test]
+    fn a_restart_request_is_not_run_on_jobs_created_just_now_nor_while_suspended() {
+        let mut s = spec();
+        s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
+        let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Disabled", "NotRun")]);
+        assert_eq!(
+            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[PROVISIONING_TEMPLATE]),
+            [(PROVISIONING_TEMPLATE, RunAction::Start)]
+        );
+        s.suspend = Some(true);
+        let running = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
+        assert_eq!(
+            plan_runs(&s, &running, &CloudSyncProfileStatus::default(), &[]),
+            [(PROVISIONING_TEMPLATE, RunAction::Pause)]
+        );
+    }
+
+    #[test]
+    fn the_default_reset_scope_is_the_portals() {
+        let mut s = spec();
+        s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
+        let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
+        let plan = plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[]);
+        assert_eq!(
+            plan[0].1,
+            RunAction::Restart { scope: "Watermark, Escrows, QuarantineState".into(), request_id: "r1".into() }
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! Pure status computation: job status copied from Graph, and the conditions. Conditions only
+//! change when something about the profile changed, so writing them is never a loop.
+
+use crate::api::conditions::{Desired, types};
+use crate::api::{CloudSyncProfileSpec, JobError, JobExecution, JobQuarantine, JobStatus};
+use crate::graph::model::{SynchronizationError, SynchronizationJob};
+
+use super::plan::carry_bookkeeping;
+
+/// A check that failed, as a condition reason (CamelCase) and a message for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
+/// What one reconcile pass established.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    /// Ok, or why the operator could not get a token.
+    pub credentials: Result<(), Problem>,
+    /// Ok with a description, or why there is no usable service principal.
+    pub service_principal: Result<String, Problem>,
+    /// A refusal while managing the jobs and secrets that only the user can fix.
+    pub jobs: Result<(), Problem>,
+    /// Templates the spec asks for.
+    pub desired: Vec<&'static str>,
+    /// Templates with more than one job.
+    pub duplicates: Vec<(String, Vec<String>)>,
+}
+
+/// "Code: message", "Code" or "message".
+fn describe(e: &JobError) -> String {
+    match (e.code.as_deref(), e.message.as_deref().filter(|m| !m.is_empty())) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "no error given".to_string(),
+    }
+}
+
+fn job_error(e: Option<&SynchronizationError>) -> Option<JobError> {
+    let e = e?;
+    (e.code.is_some() || e.message.is_some()).then(|| JobError { code: e.code.clone(), message: e.message.clone() })
+}
+
+/// `status.jobs[]` entry for a Graph job, keeping the operator's own bookkeeping.
+pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> JobStatus {
+    let status = job.status.as_ref();
+    let mut out = JobStatus {
+        template_id: job.template().to_string(),
+        id: job.id.clone(),
+        schedule_state: job.schedule_state().map(str::to_string),
+        code: job.code().map(str::to_string),
+        last_execution: status.and_then(|s| s.last_execution.as_ref()).map(|e| JobExecution {
+            state: e.state.clone(),
+            time_began: e.time_began.map(|t| t.to_string()),
+            time_ended: e.time_ended.map(|t| t.to_string()),
+            error: job_error(e.error.as_ref()),
+        }),
+        quarantine: status.and_then(|s| s.quarantine.as_ref()).map(|q| JobQuarantine {
+            reason: q.reason.clone(),
+            current_began: q.current_began.map(|t| t.to_string()),
+            next_attempt: q.next_attempt.map(|t| t.to_string()),
+            series_count: q.series_count,
+            error: job_error(q.error.as_ref()),
+        }),
+        steady_state_last_achieved_time: status.and_then(|s| s.steady_state_last_achieved_time).map(|t| t.to_string()),
+        ..Default::default()
+    };
+    carry_bookkeeping(previous, &mut out);
+    out
+}
+
+fn running(j: &JobStatus) -> bool {
+    j.schedule_state.as_deref() == Some("Active")
+        && !matches!(j.code.as_deref(), Some("Paused" | "Quarantine" | "NotConfigured"))
+}
+
+fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
+    let mut quarantined = Vec::new();
+    let mut failed = Vec::new();
+    for j in jobs {
+        if let Some(q) = j.quarantine.as_ref().filter(|_| j.code.as_deref() == Some("Quarantine")) {
+            let cause = q.error.as_ref().map(|e| format!(" ({})", describe(e)));
+            let next = q.next_attempt.as_deref().map(|n| format!("; next attempt {n}")).unwrap_or_default();
+            quarantined.push(format!(
+                "{} is quarantined: {}{}{next}",
+                j.template_id,
+                q.reason.as_deref().unwrap_or("Unknown"),
+                cause.unwrap_or_default()
+            ));
+        } else if let Some(e) = j.last_execution.as_ref().filter(|e| e.state.as_deref() == Some("Failed")) {
+            let why = e.error.as_ref().map(describe).unwrap_or_else(|| "no error given".into());
+            failed.push(format!("{}'s last run failed: {why}", j.template_id));
+        }
+    }
+    if !quarantined.is_empty() {
+        return Some(Problem::new(
+            "Quarantined",
+            format!(
+                "{}. Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState",
+                quarantined.join("; ")
+            ),
+        ));
+    }
+    if !failed.is_empty() {
+        return Some(Problem::new(
+            "ExecutionFailed",
+            format!(
+                "{}. The job retries by itself; check the provisioning agents and the Domain setting",
+                failed.join("; ")
+            ),
+        ));
+    }
+    None
+}
+
+/// All conditions for the facts and the jobs as they are now.
+pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]) -> Vec<Desired> {
+    use types::*;
+    let mut out = Vec::with_capacity(6);
+    out.push(match &facts.credentials {
+        Ok(()) => Desired::new(
+            CREDENTIALS_VALID,
+            true,
+            "Authenticated",
+            "the operator got a Microsoft Graph token for the tenant",
+        ),
+        Err(p) => Desired::new(CREDENTIALS_VALID, false, p.reason, p.message.clone()),
+    });
+    out.push(match &facts.service_principal {
+        Ok(desc) => Desired::new(SERVICE_PRINCIPAL_READY, true, "Ready", desc.clone()),
+        Err(p) => Desired::new(SERVICE_PRINCIPAL_READY, false, p.reason, p.message.clone()),
+    });
+
+    let desired_jobs: Vec<&JobStatus> =
+        facts.desired.iter().filter_map(|t| jobs.iter().find(|j| j.template_id == *t)).collect();
+    let missing: Vec<&str> =
+        facts.desired.iter().filter(|t| !jobs.iter().any(|j| j.template_id == **t)).copied().collect();
+    let suspended = spec.suspended();
+    let jobs_running = if facts.service_principal.is_err() {
+        Err(Problem::new("NoServicePrincipal", "waiting for the service principal"))
+    } else if let Err(p) = &facts.jobs {
+        Err(p.clone())
+    } else if !missing.is_empty() {
+        Err(Problem::new("JobsMissing", format!("jobs not created yet: {}", missing.join(", "))))
+    } else if suspended {
+        Err(Problem::new("Suspended", "the jobs are paused because spec.suspend is true"))
+    } else {
+        let stopped: Vec<String> = desired_jobs
+            .iter()
+            .filter(|j| !running(j))
+            .map(|j| {
+                format!(
+                    "{} is {} (schedule {})",
+                    j.template_id,
+                    j.code.as_deref().unwrap_or("unknown"),
+                    j.schedule_state.as_deref().unwrap_or("unknown")
+                )
+            })
+            .collect();
+        if stopped.is_empty() {
+            Ok(desired_jobs
+                .iter()
+                .map(|j| format!("{} {}", j.template_id, j.code.as_deref().unwrap_or("unknown")))
+                .collect::<Vec<_>>()
+                .join(", "))
+        } else {
+            Err(Problem::new("NotRunning", stopped.join("; ")))
+        }
+    };
+    out.push(match &jobs_running {
+        Ok(m) => Desired::new(JOBS_RUNNING, true, "Running", m.clone()),
+        Err(p) => Desired::new(JOBS_RUNNING, false, p.reason, p.message.clone()),
+    });
+
+    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>()).or_else(|| {
+        (!facts.duplicates.is_empty()).then(|| {
+            Problem::new(
+                "DuplicateJobs",
+                format!(
+                    "more than one job per template ({}); the operator uses the first and leaves the others: delete the extra ones in Microsoft Graph",
+                    facts.duplicates.iter().map(|(t, ids)| format!("{t}: {}", ids.join(", "))).collect::<Vec<_>>().join("; ")
+                ),
+            )
+        })
+    });
+    out.push(match &degraded {
+        Some(p) => Desired::new(DEGRADED, true, p.reason, p.message.clone()),
+        None => Desired::new(DEGRADED, false, "Healthy", "no job is quarantined or failing"),
+    });
+    out.push(if suspended {
+        Desired::new(
+            SUSPENDED,
+            true,
+            "SuspendRequested",
+            "spec.suspend is true: the jobs are paused until it is set to false",
+        )
+    } else {
+        Desired::new(SUSPENDED, false, "NotSuspended", "")
+    });
+
+    // The first problem in this order is what the user must look at.
+    let ready = if let Err(p) = &facts.credentials {
+        Err(p.clone())
+    } else if let Err(p) = &facts.service_principal {
+        Err(p.clone())
+    } else if let Err(p) = &facts.jobs {
+        Err(p.clone())
+    } else if suspended {
+        Err(Problem::new("Suspended", "the jobs are paused because spec.suspend is true"))
+    } else if let Some(p) = &degraded {
+        Err(p.clone())
+    } else {
+        jobs_running.clone()
+    };
+    out.push(match ready {
+        Ok(m) => Desired::new(READY, true, "Ready", m),
+        Err(p) => Desired::new(READY, false, p.reason, p.message),
+    });
+    out
+}
+
+/// Ready while a transient failure is being retried. Only used when the profile is not Ready
+/// already: a blip must not flip a working profile.
+pub fn retrying(error: &str) -> Desired {
+    Desired::new(types::READY, false, "Retrying", format!("retrying after a temporary failure: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::model::{PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE};
+
+    fn spec() -> CloudSyncProfileSpec {
+        serde_json::from_value(serde_json::json!({
+            "tenantId": "11111111-2222-3333-4444-555555555555",
+            "credentials": {"secretRef": {"name": "c"}},
+            "domain": "contoso.com",
+            "passwordHashSync": true
+        }))
+        .unwrap()
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            credentials: Ok(()),
+            service_principal: Ok("service principal sp-1 (contoso.com)".into()),
+            jobs: Ok(()),
+            desired: vec![PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE],
+            duplicates: vec![],
+        }
+    }
+
+    fn js(template: &str, state: &str, code: &str) -> JobStatus {
+        JobStatus {
+            template_id: template.into(),
+            id: format!("{template}.x"),
+            schedule_state: Some(state.into()),
+            code: Some(code.into()),
+            ..Default::default()
+        }
+    }
+
+    fn get<'a>(c: &'a [Desired], t: &str) -> &'a Desired {
+        c.iter().find(|d| d.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn all_running_is_ready() {
+        let jobs = [js(PROVISIONING_TEMPLATE, "Active", "Active"), js(PASSWORD_HASH_TEMPLATE, "Active", "NotRun")];
+        let c = conditions(&spec(), &facts(), &jobs);
+        assert_eq!(c.len(), 6);
+        let ready = get(&c, types::READY);
+        assert!(ready.status, "{ready:?}");
+        assert_eq!(ready.message, "AD2AADProvisioning Active, AD2AADPasswordHash NotRun");
+        assert!(!get(&c, types::DEGRADED).status);
+        assert!(!get(&c, types::SUSPENDED).status);
+    }
+
+    #[test]
+    fn credential_problems_lead_ready() {
+        let mut f = facts();
+        f.credentials = Err(Problem::new("SecretNotFound", "create Secret identity/c"));
+        f.service_principal = Err(Problem::new("WaitingForCredentials", "needs a token"));
+        let c = conditions(&spec(), &f, &[]);
+        let ready = get(&c, types::READY);
+        assert_eq!((ready.status, ready.reason.as_str()), (false, "SecretNotFound"));
+        assert!(!get(&c, types::CREDENTIALS_VALID).status);
+    }
+
+    #[test]
+    fn quarantine_degrades_with_reason_and_error_code() {
+        let mut q = js(PROVISIONING_TEMPLATE, "Active", "Quarantine");
+        q.quarantine = Some(JobQuarantine {
+            reason: Some("EncounteredQuarantineException".into()),
+            next_attempt: Some("2026-11-26T16:00:00Z".into()),
+            error: Some(JobError { code: Some("HybridIdentityServiceNoActiveAgents".into()), message: None }),
+            ..Default::default()
+        });
+        let c = conditions(&spec(), &facts(), &[q, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+        let d = get(&c, types::DEGRADED);
+        assert!(d.status);
+        assert_eq!(d.reason, "Quarantined");
+        assert!(
+            d.message.contains("EncounteredQuarantineException")
+                && d.message.contains("HybridIdentityServiceNoActiveAgents")
+        );
+        assert!(d.message.contains("restart.requestId"), "tells what to do: {}", d.message);
+        assert_eq!(get(&c, types::READY).reason, "Quarantined");
+        assert!(!get(&c, types::JOBS_RUNNING).status);
+    }
+
+    #[test]
+    fn a_failed_last_run_degrades() {
+        let mut f = js(PROVISIONING_TEMPLATE, "Active", "Active");
+        f.last_execution = Some(JobExecution {
+            state: Some("Failed".into()),
+            error: Some(JobError { code: Some("TimeOut".into()), message: Some("took too long".into()) }),
+            ..Default::default()
+        });
+        let c = conditions(&spec(), &facts(), &[f, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+        let d = get(&c, types::DEGRADED);
+        assert_eq!((d.status, d.reason.as_str()), (true, "ExecutionFailed"));
+        assert!(d.message.contains("TimeOut: took too long"));
+    }
+
+    #[test]
+    fn suspended_is_its_own_state() {
+        let mut s = spec();
+        s.suspend = Some(true);
+        let jobs = [js(PROVISIONING_TEMPLATE, "Paused", "Paused"), js(PASSWORD_HASH_TEMPLATE, "Paused", "Paused")];
+        let c = conditions(&s, &facts(), &jobs);
+        assert!(get(&c, types::SUSPENDED).status);
+        assert_eq!(get(&c, types::READY).reason, "Suspended");
+        assert_eq!(get(&c, types::JOBS_RUNNING).reason, "Suspended");
+    }
+
+    #[test]
+    fn missing_and_paused_jobs_are_named() {
+        let c = conditions(&spec(), &facts(), &[js(PROVISIONING_TEMPLATE, "Paused", "Paused")]);
+        assert_eq!(get(&c, types::JOBS_RUNNING).message, "jobs not created yet: AD2AADPasswordHash");
+        let both = [js(PROVISIONING_TEMPLATE, "Paused", "Paused"), js(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+        let c = conditions(&spec(), &facts(), &both);
+        assert_eq!(get(&c, types::JOBS_RUNNING).message, "AD2AADProvisioning is Paused (schedule Paused)");
+    }
+
+    #[test]
+    fn duplicates_are_reported_as_degraded() {
+        let mut f = facts();
+        f.duplicates = vec![(PROVISIONING_TEMPLATE.into(), vec!["a".into(), "b".into()])];
+        let jobs = [js(PROVISIONING_TEMPLATE, "Active", "Active"), js(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+        let c = conditions(&spec(), &f, &jobs);
+        assert_eq!(get(&c, types::DEGRADED).reason, "DuplicateJobs");
+    }
+
+    #[test]
+    fn job_status_copies_graph_and_keeps_bookkeeping() {
+        let job: SynchronizationJob = serde_json::from_value(serde_json::json!({
+            "id": "AD2AADProvisioning.a.b", "templateId": "AD2AADProvisioning",
+            "schedule": {"state": "Active", "interval": "PT2M"},
+            "status": {"code": "Active", "steadyStateLastAchievedTime": "2026-11-26T12:00:00.1234567Z",
+                "lastExecution": {"state": "Succeeded", "timeBegan": "2026-11-26T11:58:00Z", "timeEnded": "0001-01-01T00:00:00Z", "error": null}}
+        }))
+        .unwrap();
+        let prev = JobStatus { last_restart_request_id: Some("r1".into()), ..Default::default() };
+        let s = job_status(&job, Some(&prev));
+        assert_eq!(s.template_id, "AD2AADProvisioning");
+        assert_eq!(s.code.as_deref(), Some("Active"));
+        assert_eq!(s.steady_state_last_achieved_time.as_deref(), Some("2026-11-26T12:00:00.1234567Z"));
+        let e = s.last_execution.unwrap();
+        assert_eq!(e.time_ended, None, "sentinel dropped");
+        assert_eq!(e.error, None);
+        assert_eq!(s.last_restart_request_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn errors_are_described_by_code_and_message() {
+        let e = |c: Option<&str>, m: Option<&str>| JobError { code: c.map(Into::into), message: m.map(Into::into) };
+        assert_eq!(describe(&e(Some("C"), Some("m"))), "C: m");
+        assert_eq!(describe(&e(Some("C"), Some(""))), "C");
+        assert_eq!(describe(&e(None, Some("m"))), "m");
+        assert_eq!(describe(&e(None, None)), "no error given");
+    }
+}

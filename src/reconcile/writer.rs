@@ -1,0 +1,42 @@
+//! Status writes: a working copy of the status, patched (server-side apply on the status
+//! subresource) only when it differs from what was last written.
+
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use super::FIELD_MANAGER;
+use crate::api::{CloudSyncProfile, CloudSyncProfileStatus};
+
+pub struct StatusWriter {
+    api: Api<CloudSyncProfile>,
+    name: String,
+    /// The working copy; change it, then `save`.
+    pub status: CloudSyncProfileStatus,
+    written: CloudSyncProfileStatus,
+    pub patches: u32,
+}
+
+impl StatusWriter {
+    pub fn new(api: Api<CloudSyncProfile>, name: String, current: Option<&CloudSyncProfileStatus>) -> Self {
+        let status = current.cloned().unwrap_or_default();
+        Self { api, name, written: status.clone(), status, patches: 0 }
+    }
+
+    /// Writes the working copy if it changed since the last write. Called right after every Graph
+    /// write, so a crash never loses an id.
+    pub async fn save(&mut self) -> Result<(), kube::Error> {
+        if self.status == self.written {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": "cloudsync.io/v1alpha1",
+            "kind": "CloudSyncProfile",
+            "status": self.status,
+        });
+        self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        self.written = self.status.clone();
+        self.patches += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! The operator end to end: a real kube-apiserver, the Graph simulator over HTTP, and the
+//! `cloudsync-operator run` binary. Graph calls are counted by the simulator.
+
+mod support;
+
+use std::time::Duration;
+
+use cloudsync_operator::api::CloudSyncProfile;
+use cloudsync_operator::sim::{FaultSpec, SimHandle};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+use serde_json::json;
+use support::kube_env::{client, namespace};
+use support::operator::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+/// Non-GET Graph calls as "METHOD /path-with-ids-replaced".
+fn writes(sim: &SimHandle) -> Vec<String> {
+    sim.calls()
+        .into_iter()
+        .filter(|c| c.api == "graph" && c.method != "GET")
+        .map(|c| {
+            let path: Vec<&str> = c.path.split('/').map(|s| if s.len() > 30 { "{id}" } else { s }).collect();
+            format!("{} {}", c.method, path.join("/"))
+        })
+        .collect()
+}
+
+async fn events(client: &kube::Client, ns: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await.expect("events").items
+}
+
+fn reasons(events: &[Event]) -> Vec<String> {
+    events.iter().filter_map(|e| e.reason.clone()).collect()
+}
+
+struct Setup {
+    client: kube::Client,
+    ns: String,
+    api: Api<CloudSyncProfile>,
+    sim: SimHandle,
+    op: Operator,
+}
+
+async fn setup(prefix: &str, with_secret: bool) -> Setup {
+    let client = client().await;
+    let ns = namespace(&client, prefix).await;
+    let sim = simulator().await;
+    if with_secret {
+        create_secret(&client, &ns).await;
+    }
+    let api = Api::namespaced(client.clone(), &ns);
+    let op = Operator::start(&ns, &sim, &[]);
+    Setup { client, ns, api, sim, op }
+}
+
+#[tokio::test]
+async fn a_new_profile_is_ready_after_six_writes_then_costs_one_jobs_read_per_resync() {
+    let s = setup("converge", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+
+    let mut w = writes(&s.sim);
+    w.sort();
+    assert_eq!(
+        w,
+        [
+            "POST /beta/applicationTemplates/{id}/instantiate",
+            "POST /beta/servicePrincipals/{id}/synchronization/jobs",
+            "POST /beta/servicePrincipals/{id}/synchronization/jobs",
+            "POST /beta/servicePrincipals/{id}/synchronization/jobs/{id}/start",
+            "POST /beta/servicePrincipals/{id}/synchronization/jobs/{id}/start",
+            "PUT /beta/servicePrincipals/{id}/synchronization/secrets",
+        ],
+        "exactly six writes"
+    );
+    let c = s.sim.counters();
+    assert_eq!((c.instantiates, c.jobs_created, c.secrets_puts, c.job_starts), (1, 2, 1, 2));
+    assert_eq!((c.redundant_starts, c.duplicate_service_principals, c.duplicate_jobs), (0, 0, 0));
+
+    // Status reports what Graph has.
+    let st = p.status.clone().unwrap();
+    let sp = st.service_principal.clone().unwrap();
+    let state = s.sim.state(TENANT).unwrap();
+    let state_text = state.to_string();
+    assert!(state_text.contains(&sp.id) && state_text.contains(sp.application_id.as_deref().unwrap()));
+    assert!(state_text.contains(r#"{\"domain\":\"contoso.com\"}"#), "Domain secret set");
+    assert_eq!(st.jobs.len(), 2);
+    for j in &st.jobs {
+        assert_eq!((j.schedule_state.as_deref(), j.code.as_deref()), (Some("Active"), Some("Active")), "{j:?}");
+    }
+    assert!(st.secrets_hash.as_deref().is_some_and(|h| h.starts_with("sha256:")));
+    for t in ["CredentialsValid", "ServicePrincipalReady", "JobsRunning"] {
+        assert_eq!(condition(&p, t).unwrap().status, "True", "{t}");
+    }
+    for t in ["Degraded", "Suspended"] {
+        assert_eq!(condition(&p, t).unwrap().status, "False", "{t}");
+    }
+    assert!(p.metadata.finalizers.as_ref().is_some_and(|f| f.contains(&"cloudsync.io/cleanup".to_string())));
+    let r = reasons(&events(&s.client, &s.ns).await);
+    for reason in ["ServicePrincipalCreated", "JobCreated", "SecretsUpdated", "JobStarted"] {
+        assert!(r.contains(&reason.to_string()), "event {reason} in {r:?}");
+    }
+
+    // Steady state: nothing but a jobs list per resync (every 2 s here), no token request, and no
+    // reconcile set off by the operator's own status writes.
+    s.sim.reset();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let c = s.sim.counters();
+    assert_eq!(c.writes, 0);
+    assert_eq!(c.token_requests, 0, "the token is cached");
+    let reads: Vec<String> = s.sim.calls().into_iter().filter(|c| c.api == "graph").map(|c| c.path).collect();
+    assert!(reads.iter().all(|p| p.ends_with("/synchronization/jobs")), "only job lists: {reads:?}");
+    assert!((3..=6).contains(&reads.len()), "about one read per 2 s resync over 9 s, got {}", reads.len());
+}
+
+#[tokio::test]
+async fn the_tenant_flag_makes_it_seven_writes() {
+    let s = setup("tenantflag", true).await;
+    apply(&s.api, &profile("contoso", json!({"tenantSyncFlag": true}))).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let w = writes(&s.sim);
+    assert_eq!(w.len(), 7, "{w:?}");
+    assert_eq!(w[0], "PATCH /beta/organization/{id}", "the flag comes first");
+    assert_eq!(p.status.unwrap().tenant_sync_enabled, Some(true));
+    assert_eq!(s.sim.state(TENANT).unwrap()["organization"]["onPremisesSyncEnabled"], json!(true));
+}
+
+#[tokio::test]
+async fn restarting_the_operator_in_steady_state_writes_nothing() {
+    let mut s = setup("restart-op", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    let before = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let status = s.op.terminate();
+    assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+    s.sim.reset();
+    s.op.restart(&s.ns, &s.sim, &[]);
+    support::operator::eventually(Duration::from_secs(30), "the restarted operator to look at the profile", || {
+        s.sim.calls().iter().any(|c| c.path.ends_with("/synchronization/jobs"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.sim.counters().writes, 0, "{:?}", writes(&s.sim));
+    let after = s.api.get("contoso").await.unwrap();
+    assert!(is_ready(&after));
+    assert_eq!(
+        condition(&after, "Ready").unwrap().last_transition_time,
+        condition(&before, "Ready").unwrap().last_transition_time
+    );
+}
+
+#[tokio::test]
+async fn suspend_pauses_and_resume_starts_again() {
+    let s = setup("suspend", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    s.sim.reset();
+
+    patch_spec(&s.api, "contoso", json!({"suspend": true})).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "Suspended", |p| {
+        condition(p, "Suspended").is_some_and(|c| c.status == "True")
+            && p.status.as_ref().is_some_and(|s| s.jobs.iter().all(|j| j.code.as_deref() == Some("Paused")))
+    })
+    .await;
+    assert_eq!(condition(&p, "Ready").unwrap().reason, "Suspended");
+    assert_eq!(s.sim.counters().job_pauses, 2);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(s.sim.counters().writes, 2, "paused once, then left alone");
+
+    patch_spec(&s.api, "contoso", json!({"suspend": false})).await;
+    wait_for(&s.api, "contoso", CONVERGE, "Ready again", is_ready).await;
+    let c = s.sim.counters();
+    assert_eq!((c.job_starts, c.redundant_starts, c.writes), (2, 0, 4));
+}
+
+#[tokio::test]
+async fn a_restart_request_runs_exactly_once() {
+    let s = setup("restartreq", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    s.sim.reset();
+
+    patch_spec(&s.api, "contoso", json!({"restart": {"requestId": "r1", "resetScope": "Full"}})).await;
+    wait_for(&s.api, "contoso", CONVERGE, "restart r1 recorded", |p| {
+        p.status.as_ref().and_then(|s| s.last_restart_request_id.as_deref()) == Some("r1")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let c = s.sim.counters();
+    assert_eq!((c.job_restarts, c.writes), (2, 2), "one restart per job, not per resync");
+    let restarts: Vec<_> = s.sim.calls().into_iter().filter(|c| c.path.ends_with("/restart")).collect();
+    assert_eq!(restarts.len(), 2);
+
+    patch_spec(&s.api, "contoso", json!({"restart": {"requestId": "r2"}})).await;
+    wait_for(&s.api, "contoso", CONVERGE, "restart r2 recorded", |p| {
+        p.status.as_ref().and_then(|s| s.last_restart_request_id.as_deref()) == Some("r2")
+    })
+    .await;
+    assert_eq!(s.sim.counters().job_restarts, 4);
+}
+
+#[tokio::test]
+async fn a_changed_domain_is_exactly_one_secrets_put() {
+    let s = setup("domain", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    let before = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let old_hash = before.status.unwrap().secrets_hash;
+    s.sim.reset();
+
+    patch_spec(&s.api, "contoso", json!({"domain": "fabrikam.com"})).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "new secrets hash", |p| {
+        is_ready(p) && p.status.as_ref().map(|s| &s.secrets_hash) != Some(&old_hash)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(writes(&s.sim), ["PUT /beta/servicePrincipals/{id}/synchronization/secrets"]);
+    assert!(s.sim.state(TENANT).unwrap().to_string().contains(r#"{\"domain\":\"fabrikam.com\"}"#));
+    // The configuration keeps its service principal: the domain is a setting, not an identity.
+    assert_eq!(p.status.unwrap().service_principal.unwrap().display_name.as_deref(), Some("contoso.com"));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_clear_condition_until_the_secret_appears() {
+    let s = setup("nosecret", false).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "CredentialsValid=False", |p| {
+        condition(p, "CredentialsValid").is_some_and(|c| c.status == "False")
+    })
+    .await;
+    let cv = condition(&p, "CredentialsValid").unwrap();
+    assert_eq!(cv.reason, "SecretNotFound");
+    assert!(
+        cv.message.contains(&format!("Secret {}/graph-credentials not found", s.ns))
+            && cv.message.contains("clientSecret")
+    );
+    let ready = condition(&p, "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "SecretNotFound"));
+    let ev = events(&s.client, &s.ns).await;
+    assert!(ev.iter().any(|e| e.reason.as_deref() == Some("SecretNotFound") && e.type_.as_deref() == Some("Warning")));
+    assert!(s.sim.calls().is_empty(), "no Graph call without credentials");
+
+    // The Secret watch reconciles at once, long before the 10-minute retry.
+    create_secret(&s.client, &s.ns).await;
+    wait_for(&s.api, "contoso", Duration::from_secs(30), "Ready after the Secret appears", is_ready).await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_reported_and_fixed_by_updating_the_secret() {
+    let s = setup("badsecret", false).await;
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
+    let bad = serde_json::from_value(json!({
+        "metadata": {"name": "graph-credentials"},
+        "stringData": {"clientId": CLIENT, "clientSecret": "wrong-secret-value-123"}
+    }))
+    .unwrap();
+    secrets.create(&Default::default(), &bad).await.unwrap();
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "CredentialsRejected", |p| {
+        condition(p, "CredentialsValid").is_some_and(|c| c.reason == "CredentialsRejected")
+    })
+    .await;
+    let msg = &condition(&p, "CredentialsValid").unwrap().message;
+    assert!(msg.contains("AADSTS7000215") && !msg.contains("wrong-secret-value-123"), "{msg}");
+
+    secrets
+        .patch(
+            "graph-credentials",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"clientSecret": CLIENT_SECRET}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&s.api, "contoso", Duration::from_secs(30), "Ready after the Secret is fixed", is_ready).await;
+}
+
+#[tokio::test]
+async fn delete_removes_everything_and_orphan_leaves_graph_alone() {
+    let s = setup("delete", true).await;
+    apply(&s.api, &profile("deleted", json!({"displayName": "one.contoso.com"}))).await;
+    apply(&s.api, &profile("orphaned", json!({"displayName": "two.contoso.com", "deletionPolicy": "Orphan"}))).await;
+    let deleted = wait_for(&s.api, "deleted", CONVERGE, "Ready", is_ready).await;
+    let orphaned = wait_for(&s.api, "orphaned", CONVERGE, "Ready", is_ready).await;
+    let gone_sp = deleted.status.unwrap().service_principal.unwrap();
+    let kept_sp = orphaned.status.unwrap().service_principal.unwrap();
+
+    s.api.delete("deleted", &DeleteParams::default()).await.unwrap();
+    wait_gone(&s.api, "deleted", CONVERGE).await;
+    let state = s.sim.state(TENANT).unwrap().to_string();
+    assert!(!state.contains(&gone_sp.id), "service principal deleted");
+    assert!(!state.contains(gone_sp.application_id.as_deref().unwrap()), "application deleted");
+    let r = reasons(&events(&s.client, &s.ns).await);
+    assert!(r.contains(&"Deleted".to_string()), "{r:?}");
+
+    s.sim.reset();
+    s.api.delete("orphaned", &DeleteParams::default()).await.unwrap();
+    wait_gone(&s.api, "orphaned", CONVERGE).await;
+    assert_eq!(s.sim.counters().writes, 0, "Orphan leaves Graph untouched");
+    let state = s.sim.state(TENANT).unwrap().to_string();
+    assert!(state.contains(&kept_sp.id));
+}
+
+#[tokio::test]
+async fn a_profile_that_never_created_anything_is_released_at_once() {
+    let s = setup("release", false).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", CONVERGE, "finalizer and a condition", |p| {
+        p.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) && condition(p, "CredentialsValid").is_some()
+    })
+    .await;
+    s.api.delete("contoso", &DeleteParams::default()).await.unwrap();
+    wait_gone(&s.api, "contoso", Duration::from_secs(10)).await;
+    assert!(s.sim.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_cleanup_shows_in_status_and_events_and_orphan_releases_it() {
+    let s = setup("stuck", true).await;
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    Api::<Secret>::namespaced(s.client.clone(), &s.ns)
+        .delete("graph-credentials", &DeleteParams::default())
+        .await
+        .unwrap();
+    s.api.delete("contoso", &DeleteParams::default()).await.unwrap();
+    let p = wait_for(&s.api, "contoso", CONVERGE, "CleanupBlocked", |p| {
+        condition(p, "Ready").is_some_and(|c| c.reason == "CleanupBlocked")
+    })
+    .await;
+    let msg = &condition(&p, "Ready").unwrap().message;
+    assert!(msg.contains("not found") && msg.contains("deletionPolicy to Orphan"), "{msg}");
+    assert!(reasons(&events(&s.client, &s.ns).await).contains(&"CleanupBlocked".to_string()));
+
+    patch_spec(&s.api, "contoso", json!({"deletionPolicy": "Orphan"})).await;
+    wait_gone(&s.api, "contoso", CONVERGE).await;
+}
+
+#[tokio::test]
+async fn instantiate_answering_404_after_creating_is_adopted_without_a_duplicate() {
+    let s = setup("inst404", true).await;
+    s.sim.add_fault(FaultSpec::parse_cli("kind=instantiate-404-after-create,times=1").unwrap()).unwrap();
+    // And lookups lag behind for 2 minutes of service time (2 s here).
+    s.sim.add_fault(FaultSpec::parse_cli("kind=list-lag,seconds=120").unwrap()).unwrap();
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let c = s.sim.counters();
+    assert_eq!((c.instantiates, c.duplicate_service_principals, c.peak_duplicate_service_principals), (1, 0, 0));
+    let r = reasons(&events(&s.client, &s.ns).await);
+    assert!(
+        r.contains(&"InstantiateUncertain".to_string()) && r.contains(&"ServicePrincipalFound".to_string()),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_storm_of_429_and_503_converges_without_an_early_retry() {
+    let s = setup("storm", true).await;
+    for f in [
+        "kind=status,status=429,retryAfter=1,path=/beta/servicePrincipals,times=2",
+        "kind=status,status=429,retryAfter=1,path=/beta/applicationTemplates/**,times=1",
+        "kind=status,status=503,retryAfter=1,path=/beta/servicePrincipals/*/synchronization/**,times=3",
+        "kind=status,status=429,retryAfter=2,method=POST,path=/beta/servicePrincipals/*/synchronization/jobs/*/start,times=2",
+        "kind=status,status=503,path=/beta/servicePrincipals/*/synchronization/secrets,times=1",
+    ] {
+        s.sim.add_fault(FaultSpec::parse_cli(f).unwrap()).unwrap();
+    }
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    wait_for(&s.api, "contoso", Duration::from_secs(90), "Ready", is_ready).await;
+    let c = s.sim.counters();
+    assert!(c.throttled >= 5, "the storm happened: {c:?}");
+    let early: Vec<String> = s
+        .sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.early_retry)
+        .map(|c| format!("{} {} {} {}", c.time, c.method, c.path, c.client_request_id))
+        .collect();
+    let all: Vec<String> = s
+        .sim
+        .calls()
+        .into_iter()
+        .map(|c| format!("{} {} {} {} {:?}", c.time, c.method, c.path, c.status, c.fault))
+        .collect();
+    assert_eq!(c.early_retries, 0, "no call came back before its Retry-After: {early:?}\n{}", all.join("\n"));
+    assert_eq!((c.instantiates, c.duplicate_service_principals, c.duplicate_jobs, c.redundant_starts), (1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn no_credential_or_token_reaches_logs_events_or_status() {
+    let s = setup("secrets", true).await;
+    apply(&s.api, &profile("contoso", json!({"tenantSyncFlag": true}))).await;
+    let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    // A failure path too: wrong credentials for a second profile.
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
+    let bad = serde_json::from_value(json!({
+        "metadata": {"name": "wrong"},
+        "stringData": {"clientId": CLIENT, "clientSecret": "another-secret-that-must-not-leak"}
+    }))
+    .unwrap();
+    secrets.create(&Default::default(), &bad).await.unwrap();
+    apply(
+        &s.api,
+        &profile("wrong", json!({"credentials": {"secretRef": {"name": "wrong"}}, "displayName": "x.contoso.com"})),
+    )
+    .await;
+    wait_for(&s.api, "wrong", CONVERGE, "rejected", |p| {
+        condition(p, "CredentialsValid").is_some_and(|c| c.status == "False")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let logs = s.op.logs();
+    assert!(logs.contains("Graph call"), "debug logs were captured");
+    let status = serde_json::to_string(&p.status).unwrap()
+        + &serde_json::to_string(&s.api.get("wrong").await.unwrap().status).unwrap();
+    let ev = serde_json::to_string(&events(&s.client, &s.ns).await).unwrap();
+    for (name, text) in [("logs", &logs), ("status", &status), ("events", &ev)] {
+        for secret in [CLIENT_SECRET, "another-secret-that-must-not-leak"] {
+            assert!(!text.contains(secret), "a client secret leaked into {name}");
+        }
+        assert!(!text.contains("eyJ") && !text.contains("access_token"), "a token leaked into {name}");
+    }
+}

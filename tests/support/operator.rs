@@ -1,0 +1,196 @@
+//! The operator as a real process (the built binary) watching one test namespace, talking to the
+//! test control plane and to a Graph simulator over HTTP, with its logs captured to a file.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cloudsync_operator::api::CloudSyncProfile;
+use cloudsync_operator::sim::{SimHandle, Simulator};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use super::kube_env::kubeconfig_path;
+
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT: &str = "0a1b2c3d-0000-4000-8000-000000000001";
+pub const CLIENT_SECRET: &str = "test-client-secret-7f3a9c-do-not-log";
+
+/// A simulator with the test tenant; service time runs 60 times faster.
+pub async fn simulator() -> SimHandle {
+    Simulator::builder().tenant(TENANT, CLIENT, CLIENT_SECRET).speed(60.0).start().await.expect("simulator")
+}
+
+pub struct Operator {
+    child: Option<Child>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    /// Starts `cloudsync-operator run` for `namespace` against the simulator.
+    pub fn start(namespace: &str, sim: &SimHandle, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("operator.log");
+        let mut op = Self { child: None, log, _dir: dir };
+        op.spawn(namespace, &sim.url(), extra);
+        op
+    }
+
+    fn spawn(&mut self, namespace: &str, sim_url: &str, extra: &[&str]) {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_cloudsync-operator"))
+            .args(["run", "--graph-url", sim_url, "--login-url", sim_url, "--namespace", namespace])
+            .args(["--resync-seconds", "2", "--log-level", "cloudsync_operator=debug,info"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig_path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start the operator");
+        self.child = Some(child);
+    }
+
+    /// Starts it again after `kill` or `terminate`, appending to the same log.
+    pub fn restart(&mut self, namespace: &str, sim: &SimHandle, extra: &[&str]) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn(namespace, &sim.url(), extra);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// SIGKILL: no cleanup, no last status write.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "operator did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn create_secret(client: &kube::Client, ns: &str) {
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some("graph-credentials".into()), ..Default::default() },
+        string_data: Some(
+            [("clientId".to_string(), CLIENT.to_string()), ("clientSecret".to_string(), CLIENT_SECRET.to_string())]
+                .into(),
+        ),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns).create(&PostParams::default(), &secret).await.expect("create Secret");
+}
+
+/// A profile manifest; `spec` entries override the defaults.
+pub fn profile(name: &str, spec: Value) -> Value {
+    let mut base = json!({
+        "tenantId": TENANT,
+        "credentials": {"secretRef": {"name": "graph-credentials"}},
+        "domain": "contoso.com",
+        "passwordHashSync": true
+    });
+    if let (Some(b), Some(o)) = (base.as_object_mut(), spec.as_object()) {
+        for (k, v) in o {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile", "metadata": {"name": name}, "spec": base})
+}
+
+pub async fn apply(api: &Api<CloudSyncProfile>, manifest: &Value) -> CloudSyncProfile {
+    let name = manifest["metadata"]["name"].as_str().expect("name");
+    api.patch(name, &PatchParams::apply("cloudsync-tests").force(), &Patch::Apply(manifest))
+        .await
+        .expect("apply profile")
+}
+
+/// Merge-patches the spec.
+pub async fn patch_spec(api: &Api<CloudSyncProfile>, name: &str, spec: Value) -> CloudSyncProfile {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec}))).await.expect("patch spec")
+}
+
+pub fn condition<'a>(
+    p: &'a CloudSyncProfile,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    p.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+pub fn is_ready(p: &CloudSyncProfile) -> bool {
+    condition(p, "Ready").is_some_and(|c| c.status == "True")
+        && p.status.as_ref().and_then(|s| s.observed_generation) == p.metadata.generation
+}
+
+/// Polls the profile until `done` holds; panics with its last status after `timeout`.
+pub async fn wait_for(
+    api: &Api<CloudSyncProfile>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&CloudSyncProfile) -> bool,
+) -> CloudSyncProfile {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = api.get_opt(name).await.expect("get profile");
+        if let Some(p) = &last
+            && done(p)
+        {
+            return p.clone();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out waiting for {what}; last seen: {}",
+                serde_json::to_string_pretty(&last.map(|p| p.status)).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the profile no longer exists.
+pub async fn wait_gone(api: &Api<CloudSyncProfile>, name: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while api.get_opt(name).await.expect("get profile").is_some() {
+        assert!(Instant::now() < deadline, "profile {name} still exists after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls a condition on anything until it holds.
+pub async fn eventually<F: Fn() -> bool>(timeout: Duration, what: &str, f: F) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
