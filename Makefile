@@ -1,5 +1,5 @@
 # The README's commands. Everything they need is built by the project's own scripts.
-.PHONY: demo test crd testenv-up testenv-down bench
+.PHONY: demo demo-down test crd testenv-up testenv-down bench
 
 demo:  ## local control plane + Graph simulator + operator + a sample profile, until Ready
 	hack/demo.sh
@@ -15,3 +15,6 @@ testenv-up:
 
 testenv-down:
 	hack/testenv.sh down
+
+demo-down:  ## stop the demo's simulator, operator and control plane
+	hack/demo.sh down

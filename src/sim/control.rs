@@ -276,8 +276,22 @@ fn ok(status: StatusCode, body: &Value) -> Response {
     json_response(status, body)
 }
 
-async fn calls_get(State(sim): State<Arc<Shared>>) -> Response {
+#[derive(Deserialize)]
+struct CallsQuery {
+    format: Option<String>,
+}
+
+/// JSON by default; `?format=text` gives one aligned line per call for people (the demo).
+async fn calls_get(State(sim): State<Arc<Shared>>, Query(q): Query<CallsQuery>) -> Response {
     let calls = sim.lock().log.calls();
+    if q.format.as_deref() == Some("text") {
+        let mut out = String::new();
+        for c in &calls {
+            let fault = c.fault.as_deref().map(|f| format!("  [{f}]")).unwrap_or_default();
+            out.push_str(&format!("{}  {:<6} {:<3} {}{fault}\n", c.time.get(11..23).unwrap_or(&c.time), c.method, c.status, c.path));
+        }
+        return ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response();
+    }
     ok(StatusCode::OK, &json!(calls))
 }
 
