@@ -246,13 +246,22 @@ async fn reset_clears_calls_and_counters_not_state() {
 async fn delay_response_applies_the_write_before_answering() {
     let env = start().await;
     let t = env.token().await;
-    env.sim.add_fault(spec("kind=delay-response,ms=1500,method=POST,path=/beta/applicationTemplates/*/instantiate,times=1")).unwrap();
+    env.sim
+        .add_fault(spec(
+            "kind=delay-response,ms=1500,method=POST,path=/beta/applicationTemplates/*/instantiate,times=1",
+        ))
+        .unwrap();
     let http = env.http.clone();
     let url = format!("{}/beta/applicationTemplates/{TEMPLATE}/instantiate", env.sim.url());
     let token = t.clone();
     let started = Instant::now();
     let pending = tokio::spawn(async move {
-        http.post(url).bearer_auth(token).json(&json!({"displayName": "held.contoso.com"})).send().await.map(|r| r.status())
+        http.post(url)
+            .bearer_auth(token)
+            .json(&json!({"displayName": "held.contoso.com"}))
+            .send()
+            .await
+            .map(|r| r.status())
     });
     // The objects exist while the answer is still held back.
     eventually(Duration::from_secs(1), || async { (env.sim.counters().instantiates == 1).then_some(()) }).await;
@@ -268,7 +277,8 @@ async fn the_call_log_reads_as_text_for_people() {
     let env = start().await;
     let t = env.token().await;
     env.get(&t, "/beta/organization").await;
-    let text = env.http.get(format!("{}/_sim/calls?format=text", env.sim.url())).send().await.unwrap().text().await.unwrap();
+    let text =
+        env.http.get(format!("{}/_sim/calls?format=text", env.sim.url())).send().await.unwrap().text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("POST") && lines[0].contains("/oauth2/v2.0/token"), "{text}");

@@ -288,7 +288,13 @@ async fn calls_get(State(sim): State<Arc<Shared>>, Query(q): Query<CallsQuery>) 
         let mut out = String::new();
         for c in &calls {
             let fault = c.fault.as_deref().map(|f| format!("  [{f}]")).unwrap_or_default();
-            out.push_str(&format!("{}  {:<6} {:<3} {}{fault}\n", c.time.get(11..23).unwrap_or(&c.time), c.method, c.status, c.path));
+            out.push_str(&format!(
+                "{}  {:<6} {:<3} {}{fault}\n",
+                c.time.get(11..23).unwrap_or(&c.time),
+                c.method,
+                c.status,
+                c.path
+            ));
         }
         return ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response();
     }
