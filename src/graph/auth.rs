@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::cloud::Endpoints;
 use super::error::{ErrorKind, GraphError, Source, classify_login};
+use super::http::Observer;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -96,6 +97,7 @@ pub struct TokenCache {
     http: reqwest::Client,
     timeout: Duration,
     slots: Mutex<HashMap<Key, Slot>>,
+    observer: Arc<dyn Observer>,
 }
 
 #[derive(Deserialize)]
@@ -116,8 +118,8 @@ struct TokenErrorBody {
 }
 
 impl TokenCache {
-    pub fn new(http: reqwest::Client, timeout: Duration) -> Self {
-        Self { http, timeout, slots: Mutex::new(HashMap::new()) }
+    pub fn new(http: reqwest::Client, timeout: Duration, observer: Arc<dyn Observer>) -> Self {
+        Self { http, timeout, slots: Mutex::new(HashMap::new()), observer }
     }
 
     fn slot(&self, key: Key) -> Slot {
@@ -200,8 +202,12 @@ impl TokenCache {
             .form(&form)
             .send()
             .await
-            .map_err(|e| GraphError::transport(OP, format!("token request: {}", e.without_url())))?;
+            .map_err(|e| {
+                self.observer.response(OP, None, started.elapsed());
+                GraphError::transport(OP, format!("token request: {}", e.without_url()))
+            })?;
         let status = response.status().as_u16();
+        self.observer.response(OP, Some(status), started.elapsed());
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

@@ -49,6 +49,8 @@ impl Default for RetryPolicy {
 pub trait Observer: Send + Sync {
     /// `status` is None when no answer came (timeout, connection error).
     fn response(&self, operation: &'static str, status: Option<u16>, elapsed: Duration);
+    /// An answer that asked us to slow down (429, or 503 with Retry-After).
+    fn throttled(&self, operation: &'static str);
     /// Time slept because the service sent Retry-After.
     fn retry_after_wait(&self, operation: &'static str, wait: Duration);
 }
@@ -56,6 +58,7 @@ pub trait Observer: Send + Sync {
 struct NoObserver;
 impl Observer for NoObserver {
     fn response(&self, _: &'static str, _: Option<u16>, _: Duration) {}
+    fn throttled(&self, _: &'static str) {}
     fn retry_after_wait(&self, _: &'static str, _: Duration) {}
 }
 
@@ -100,7 +103,7 @@ impl GraphClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| GraphError::transport("client", format!("cannot build the HTTP client: {e}")))?;
-        let tokens = TokenCache::new(http.clone(), config.timeout);
+        let tokens = TokenCache::new(http.clone(), config.timeout, observer.clone());
         Ok(Self { inner: Arc::new(Inner { http, tokens, config, observer, gates: Default::default() }) })
     }
 
@@ -348,6 +351,9 @@ impl Tenant {
                 refreshed_token = true;
                 inner.tokens.invalidate(&self.endpoints, &self.tenant_id, &self.credential).await;
                 continue;
+            }
+            if err.kind == ErrorKind::Throttled && err.status.is_some() {
+                inner.observer.throttled(call.op);
             }
             if let (ErrorKind::Throttled, Some(wait)) = (err.kind, err.retry_after) {
                 self.close_gate(wait);

@@ -144,7 +144,18 @@ pub async fn apply(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<
             let _ = run.commit_conditions(&[st::retrying(&e.to_string())]).await;
         }
     }
-    debug!(profile = %run.profile.name_any(), writes = run.writes, patches = run.writer.patches, elapsed_ms = run.started.elapsed().as_millis() as u64, "reconciled");
+    let ready = match conditions::find(&run.writer.status.conditions, types::READY).map(|c| c.status.as_str()) {
+        Some("True") => "true",
+        Some("False") => "false",
+        _ => "unknown",
+    };
+    run.ctx.metrics.profile_ready(&super::key(&run.profile), Some(ready));
+    debug!(
+        writes = run.writes,
+        patches = run.writer.patches,
+        elapsed_ms = run.started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
     result
 }
 

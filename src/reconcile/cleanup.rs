@@ -18,6 +18,15 @@ use crate::api::{CloudSyncProfile, DeletionPolicy};
 use crate::graph::{GraphError, Tenant};
 
 pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = super::key(&profile);
+    let result = cleanup_inner(profile, ctx.clone()).await;
+    if result.is_ok() {
+        ctx.metrics.profile_ready(&key, None);
+    }
+    result
+}
+
+async fn cleanup_inner(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let mut run = Run::new(profile, ctx);
     let status = run.writer.status.clone();
     let spec = run.profile.spec.clone();

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::api::{CloudSyncProfile, FINALIZER};
 use crate::graph::{GraphClient, GraphError};
+use crate::metrics::Metrics;
 pub use credentials::WorkloadIdentityConfig;
 
 /// The field manager of every status write.
@@ -50,17 +51,13 @@ impl Default for Settings {
     }
 }
 
-/// Hooks for metrics; the controller's `metrics` module implements it.
-pub trait ReconcileObserver: Send + Sync {
-    fn reconciled(&self, outcome: &'static str, elapsed: Duration);
-}
-
 /// Everything a reconcile needs: the one seam between the controller and the world.
 pub struct Context {
     pub kube: kube::Client,
     pub graph: GraphClient,
     pub recorder: Recorder,
     pub settings: Settings,
+    pub metrics: Arc<Metrics>,
     tenant_gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     failures: Mutex<HashMap<String, u32>>,
     /// When false (a replica that is not the leader), reconciles do nothing.
@@ -68,12 +65,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(kube: kube::Client, graph: GraphClient, recorder: Recorder, settings: Settings) -> Self {
+    pub fn new(
+        kube: kube::Client,
+        graph: GraphClient,
+        recorder: Recorder,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             kube,
             graph,
             recorder,
             settings,
+            metrics,
             tenant_gates: Mutex::default(),
             failures: Mutex::default(),
             is_leader: Arc::new(|| true),
@@ -156,16 +160,19 @@ impl Error {
     }
 }
 
-fn key(profile: &CloudSyncProfile) -> String {
+pub(crate) fn key(profile: &CloudSyncProfile) -> String {
     format!("{}/{}", profile.namespace().unwrap_or_default(), profile.name_any())
 }
 
 /// Entry point for one profile.
+#[tracing::instrument(skip_all, fields(profile = %key(&profile), tenant = %profile.spec.tenant_id))]
 pub async fn reconcile(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !(ctx.is_leader)() {
-        // Another replica holds the lease: it alone writes to Graph and to status.
-        return Ok(Action::requeue(Duration::from_secs(5)));
+        // Another replica holds the lease: it alone writes to Graph and to status. Becoming the
+        // leader reconciles every profile (see controller.rs), so nothing needs a requeue here.
+        return Ok(Action::await_change());
     }
+    let started = std::time::Instant::now();
     let ns = profile.namespace().unwrap_or_default();
     let api: Api<CloudSyncProfile> = Api::namespaced(ctx.kube.clone(), &ns);
     let result = finalizer(&api, FINALIZER, profile.clone(), |event| async {
@@ -182,6 +189,11 @@ pub async fn reconcile(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Res
     if result.is_ok() {
         ctx.failure_count(&key(&profile), true);
     }
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(e) => e.label(),
+    };
+    ctx.metrics.reconciled(outcome, started.elapsed());
     result
 }
 
