@@ -14,7 +14,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller.
-    Run(crate::controller::RunArgs),
+    Run(Box<crate::controller::RunArgs>),
     /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
     Crd,
     /// Run the Microsoft Graph simulator.
@@ -41,7 +41,7 @@ impl Cli {
                     ExitCode::FAILURE
                 }
             },
-            Command::Run(args) => match crate::controller::run(args).await {
+            Command::Run(args) => match crate::controller::run(*args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -49,5 +49,39 @@ impl Cli {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> crate::controller::RunArgs {
+        let mut argv = vec!["cloudsync-operator", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn boolean_flags_take_a_bare_switch_or_a_value() {
+        assert!(!run_args(&[]).leader_election);
+        assert!(run_args(&["--leader-election"]).leader_election);
+        assert!(run_args(&["--leader-election=true"]).leader_election);
+        assert!(!run_args(&["--leader-election=false"]).leader_election);
+        assert!(run_args(&["--allow-workload-identity"]).allow_workload_identity);
+        assert!(Cli::try_parse_from(["cloudsync-operator", "run", "--leader-election=maybe"]).is_err());
+    }
+
+    #[test]
+    fn defaults_and_lists() {
+        let a = run_args(&["--namespace", "a,b", "--namespace", "c"]);
+        assert_eq!(a.namespaces, ["a", "b", "c"]);
+        assert_eq!(a.resync_seconds, 300);
+        assert_eq!(a.metrics_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(a.lease_duration_seconds, 15);
+        assert!(Cli::try_parse_from(["cloudsync-operator", "run", "--graph-url", "not a url"]).is_err());
     }
 }

@@ -3,9 +3,11 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
@@ -21,7 +23,10 @@ use url::Url;
 
 use crate::api::CloudSyncProfile;
 use crate::graph::{ClientConfig, GraphClient, Overrides, RetryPolicy};
+use crate::leader::{self, LeaderSettings, Leadership};
+use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Settings, WorkloadIdentityConfig};
+use crate::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
 
 /// Flags of `cloudsync-operator run`; each also reads an environment variable (the Helm chart
@@ -57,19 +62,39 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDSYNC_LABEL_SELECTOR")]
     pub label_selector: Option<String>,
     /// Let profiles use the operator pod's workload identity (credentials.workloadIdentity).
-    #[arg(long, env = "CLOUDSYNC_ALLOW_WORKLOAD_IDENTITY")]
+    #[arg(long, env = "CLOUDSYNC_ALLOW_WORKLOAD_IDENTITY", value_parser = BoolishValueParser::new(),
+          num_args = 0..=1, default_value = "false", default_missing_value = "true")]
     pub allow_workload_identity: bool,
     #[arg(long, env = "CLOUDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log filter, e.g. info or cloudsync_operator=debug (RUST_LOG wins when set).
     #[arg(long, env = "CLOUDSYNC_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "CLOUDSYNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader with a Lease so that only one replica acts (on with several replicas).
+    #[arg(long, env = "CLOUDSYNC_LEADER_ELECTION", value_parser = BoolishValueParser::new(),
+          num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub leader_election: bool,
+    #[arg(long, env = "CLOUDSYNC_LEASE_NAME", default_value = "cloudsync-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease; defaults to the pod's namespace (POD_NAMESPACE).
+    #[arg(long, env = "CLOUDSYNC_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader holds the lease without renewing it.
+    #[arg(long, env = "CLOUDSYNC_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot reach Kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("cannot serve metrics on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("leader election needs the Lease's namespace: set --lease-namespace or POD_NAMESPACE")]
+    LeaseNamespace,
     #[error(
         "the CloudSyncProfile CRD is not installed ({0}); install it with: cloudsync-operator crd | kubectl apply -f -"
     )]
@@ -115,6 +140,7 @@ pub async fn controller(
     label_selector: Option<String>,
     ctx: Arc<Context>,
     concurrency: u16,
+    leadership: tokio::sync::watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
     let (profiles, secrets): (Api<CloudSyncProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
@@ -137,6 +163,8 @@ pub async fn controller(
     let stopping = shutdown.clone();
     Controller::for_stream(profile_stream, reader)
         .watches_stream(secret_stream, move |s| profiles_using(&store, s.metadata.namespace.as_deref(), &s.name_any()))
+        // A new leader looks at every profile at once (standbys skip them while they wait).
+        .reconcile_all_on(leader::became_leader(leadership))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { stopping.cancelled().await })
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -153,12 +181,15 @@ pub async fn controller(
         .await;
 }
 
-pub fn context(client: Client, args: &RunArgs) -> Result<Context, RunError> {
-    let graph = GraphClient::new(ClientConfig {
-        overrides: Overrides { graph: args.graph_url.clone(), login: args.login_url.clone() },
-        timeout: Duration::from_secs(args.graph_timeout_seconds.max(1)),
-        retry: RetryPolicy::default(),
-    })?;
+pub fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
+    let graph = GraphClient::with_observer(
+        ClientConfig {
+            overrides: Overrides { graph: args.graph_url.clone(), login: args.login_url.clone() },
+            timeout: Duration::from_secs(args.graph_timeout_seconds.max(1)),
+            retry: RetryPolicy::default(),
+        },
+        metrics.clone(),
+    )?;
     let reporter = Reporter {
         controller: "cloudsync-operator".into(),
         instance: std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()),
@@ -170,7 +201,7 @@ pub fn context(client: Client, args: &RunArgs) -> Result<Context, RunError> {
         per_tenant_concurrency: args.tenant_concurrency.max(1),
         workload_identity: WorkloadIdentityConfig::from_env(args.allow_workload_identity),
     };
-    Ok(Context::new(client, graph, recorder, settings))
+    Ok(Context::new(client, graph, recorder, settings, metrics))
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -189,33 +220,84 @@ pub async fn shutdown_signal() {
     ctrl_c.await;
 }
 
+fn pod_name() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("cloudsync-operator-{}", uuid::Uuid::new_v4().simple()))
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init(args.log_format, &args.log_level);
     let client = Client::try_default().await?;
     let probe: Api<CloudSyncProfile> = Api::all(client.clone());
     probe.list(&ListParams::default().limit(1)).await.map_err(RunError::CrdMissing)?;
-    let ctx = Arc::new(context(client.clone(), &args)?);
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let listener = server::bind(args.metrics_addr).await.map_err(|e| RunError::Bind(args.metrics_addr, e))?;
+    let bound = listener.local_addr().map_err(|e| RunError::Bind(args.metrics_addr, e))?;
+    // Stops the watches first; the lease is given up only once no reconcile is running.
+    let stop = CancellationToken::new();
+    let release = CancellationToken::new();
+    let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone(), release.clone()));
+
+    let leadership = if args.leader_election {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+            .ok_or(RunError::LeaseNamespace)?;
+        let settings = LeaderSettings {
+            lease_name: args.lease_name.clone(),
+            namespace,
+            identity: pod_name(),
+            duration: Duration::from_secs(args.lease_duration_seconds),
+        };
+        Leadership::start(client.clone(), settings, release.clone())
+    } else {
+        Leadership::always()
+    };
+    let mut ctx = context(client.clone(), &args, metrics)?;
+    let leading = leadership.receiver();
+    ctx.is_leader = Arc::new(move || *leading.borrow());
+    let ctx = Arc::new(ctx);
     info!(
         graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
         namespaces = ?args.namespaces,
-        "cloudsync-operator starting"
+        leader_election = args.leader_election,
+        "cloudsync-operator starting; serving metrics and health on http://{bound}"
     );
 
-    let shutdown = CancellationToken::new();
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
     let controllers = futures::future::join_all(scopes.into_iter().map(|ns| {
-        controller(client.clone(), ns, args.label_selector.clone(), ctx.clone(), args.concurrency, shutdown.clone())
+        controller(
+            client.clone(),
+            ns,
+            args.label_selector.clone(),
+            ctx.clone(),
+            args.concurrency,
+            leadership.receiver(),
+            stop.clone(),
+        )
     }));
-    let signal = shutdown.clone();
+    let signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         info!("shutting down");
         signal.cancel();
     });
+    health.set_ready(true);
     controllers.await;
-    if !shutdown.is_cancelled() {
+    if !stop.is_cancelled() {
         error!("controller stopped unexpectedly");
     }
+    health.set_ready(false);
+    release.cancel();
+    leadership.finished().await;
+    let _ = server.await;
+    info!("stopped");
     Ok(())
 }

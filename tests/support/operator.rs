@@ -26,15 +26,22 @@ pub async fn simulator() -> SimHandle {
 pub struct Operator {
     child: Option<Child>,
     log: PathBuf,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Operator {
     /// Starts `cloudsync-operator run` for `namespace` against the simulator.
     pub fn start(namespace: &str, sim: &SimHandle, extra: &[&str]) -> Self {
+        Self::start_with_env(namespace, sim, extra, &[])
+    }
+
+    /// Like `start`, with extra environment variables (e.g. POD_NAME).
+    pub fn start_with_env(namespace: &str, sim: &SimHandle, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("operator.log");
-        let mut op = Self { child: None, log, _dir: dir };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut op = Self { child: None, log, env, _dir: dir };
         op.spawn(namespace, &sim.url(), extra);
         op
     }
@@ -45,8 +52,10 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_cloudsync-operator"))
             .args(["run", "--graph-url", sim_url, "--login-url", sim_url, "--namespace", namespace])
             .args(["--resync-seconds", "2", "--log-level", "cloudsync_operator=debug,info"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .args(extra)
             .env("KUBECONFIG", kubeconfig_path())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(out)
@@ -90,6 +99,25 @@ impl Operator {
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The base URL of /metrics, /healthz and /readyz, from the startup log line (the last one,
+    /// after a restart).
+    pub async fn metrics_url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(url) = self
+                .logs()
+                .lines()
+                .rev()
+                .find_map(|l| l.split("serving metrics and health on ").nth(1))
+                .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_string())
+            {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "no metrics address in the log:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
