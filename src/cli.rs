@@ -5,7 +5,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cloudsync-operator", version, about = "Microsoft Entra cloud sync, declaratively, on Kubernetes")]
+// A flag given twice takes its last value, so wrappers can append overrides to default flags.
+#[command(
+    name = "cloudsync-operator",
+    version,
+    about = "Microsoft Entra cloud sync, declaratively, on Kubernetes",
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -83,5 +89,10 @@ mod tests {
         assert_eq!(a.metrics_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(a.lease_duration_seconds, 15);
         assert!(Cli::try_parse_from(["cloudsync-operator", "run", "--graph-url", "not a url"]).is_err());
+        assert_eq!(
+            run_args(&["--resync-seconds", "2", "--resync-seconds", "30"]).resync_seconds,
+            30,
+            "the last one wins"
+        );
     }
 }

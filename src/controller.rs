@@ -96,9 +96,13 @@ pub enum RunError {
     #[error("leader election needs the Lease's namespace: set --lease-namespace or POD_NAMESPACE")]
     LeaseNamespace,
     #[error(
-        "the CloudSyncProfile CRD is not installed ({0}); install it with: cloudsync-operator crd | kubectl apply -f -"
+        "the CloudSyncProfile CRD is not installed ({0}); install it with: cloudsync-operator crd | kubectl apply --server-side -f -"
     )]
     CrdMissing(kube::Error),
+    #[error(
+        "not allowed to list CloudSyncProfiles {scope} ({source}); check the operator's RBAC (the Helm chart grants it)"
+    )]
+    Forbidden { scope: String, source: kube::Error },
     #[error("{0}")]
     Graph(#[from] crate::graph::GraphError),
 }
@@ -133,16 +137,20 @@ fn profiles_using(
         .collect()
 }
 
-/// Runs one controller over one scope (a namespace, or all of them) until `shutdown`.
-pub async fn controller(
-    client: Client,
-    namespace: Option<String>,
-    label_selector: Option<String>,
-    ctx: Arc<Context>,
-    concurrency: u16,
-    leadership: tokio::sync::watch::Receiver<bool>,
-    shutdown: CancellationToken,
-) {
+/// What every per-scope controller of the process shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub ctx: Arc<Context>,
+    pub leadership: tokio::sync::watch::Receiver<bool>,
+    pub health: Arc<Health>,
+    pub shutdown: CancellationToken,
+    pub label_selector: Option<String>,
+    pub concurrency: u16,
+}
+
+/// Runs one controller over one scope (a namespace, or all of them) until `shared.shutdown`.
+pub async fn controller(client: Client, namespace: Option<String>, shared: Shared) {
+    let Shared { ctx, leadership, health, shutdown, label_selector, concurrency } = shared;
     let (profiles, secrets): (Api<CloudSyncProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -152,8 +160,19 @@ pub async fn controller(
         wc = wc.labels(s);
     }
     let (reader, writer) = reflector::store();
+    // Readiness comes from the stream itself, not from `Store::wait_until_ready`: the store's
+    // readiness is a oneshot that keeps only its last waiter's waker, and the controller waits on
+    // it too, so a second waiter could miss the signal or take it from the controller.
+    let mut first_sync = Some(health);
     let profile_stream = watcher(profiles, wc)
         .default_backoff()
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone))
+                && let Some(h) = first_sync.take()
+            {
+                h.scope_synced();
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
@@ -220,6 +239,27 @@ pub async fn shutdown_signal() {
     ctrl_c.await;
 }
 
+/// Fails fast, with the right message, when the CRD is missing or RBAC does not allow the watch:
+/// one list per watched scope, exactly what the watches will do.
+async fn check_access(client: &Client, namespaces: &[String]) -> Result<(), RunError> {
+    let scopes: Vec<(Api<CloudSyncProfile>, String)> = if namespaces.is_empty() {
+        vec![(Api::all(client.clone()), "in all namespaces".to_string())]
+    } else {
+        namespaces.iter().map(|ns| (Api::namespaced(client.clone(), ns), format!("in namespace {ns}"))).collect()
+    };
+    for (api, scope) in scopes {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                return Err(RunError::Forbidden { scope, source: kube::Error::Api(s) });
+            }
+            Err(e @ kube::Error::Api(_)) => return Err(RunError::CrdMissing(e)),
+            Err(e) => return Err(RunError::Kube(e)),
+        }
+    }
+    Ok(())
+}
+
 fn pod_name() -> String {
     std::env::var("POD_NAME")
         .ok()
@@ -231,8 +271,7 @@ fn pod_name() -> String {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init(args.log_format, &args.log_level);
     let client = Client::try_default().await?;
-    let probe: Api<CloudSyncProfile> = Api::all(client.clone());
-    probe.list(&ListParams::default().limit(1)).await.map_err(RunError::CrdMissing)?;
+    check_access(&client, &args.namespaces).await?;
 
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -272,29 +311,28 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
-    let controllers = futures::future::join_all(scopes.into_iter().map(|ns| {
-        controller(
-            client.clone(),
-            ns,
-            args.label_selector.clone(),
-            ctx.clone(),
-            args.concurrency,
-            leadership.receiver(),
-            stop.clone(),
-        )
-    }));
+    health.expect_scopes(scopes.len());
+    let shared = Shared {
+        ctx,
+        leadership: leadership.receiver(),
+        health: health.clone(),
+        shutdown: stop.clone(),
+        label_selector: args.label_selector.clone(),
+        concurrency: args.concurrency,
+    };
+    let controllers =
+        futures::future::join_all(scopes.into_iter().map(|ns| controller(client.clone(), ns, shared.clone())));
     let signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         info!("shutting down");
         signal.cancel();
     });
-    health.set_ready(true);
     controllers.await;
     if !stop.is_cancelled() {
         error!("controller stopped unexpectedly");
     }
-    health.set_ready(false);
+    health.stopping();
     release.cancel();
     leadership.finished().await;
     let _ = server.await;

@@ -35,9 +35,10 @@ pub struct Facts {
     pub duplicates: Vec<(String, Vec<String>)>,
 }
 
-/// "Code: message", "Code" or "message".
+/// "Code: message", "Code" or "message", without a closing full stop (it is followed by more text).
 fn describe(e: &JobError) -> String {
-    match (e.code.as_deref(), e.message.as_deref().filter(|m| !m.is_empty())) {
+    let message = e.message.as_deref().map(|m| m.trim().trim_end_matches('.')).filter(|m| !m.is_empty());
+    match (e.code.as_deref(), message) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
         (None, Some(m)) => m.to_string(),
@@ -388,5 +389,6 @@ mod tests {
         assert_eq!(describe(&e(Some("C"), Some(""))), "C");
         assert_eq!(describe(&e(None, Some("m"))), "m");
         assert_eq!(describe(&e(None, None)), "no error given");
+        assert_eq!(describe(&e(Some("C"), Some("Agents are not running. "))), "C: Agents are not running");
     }
 }
