@@ -2,5 +2,6 @@
 //! this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod chart;
 pub mod kube_env;
 pub mod operator;
