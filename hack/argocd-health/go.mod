@@ -1,0 +1,11 @@
+module cloudsync-operator/hack/argocd-health
+
+go 1.25
+
+require (
+	github.com/yuin/gopher-lua v1.1.2
+	layeh.com/gopher-json v0.0.0-20201124131017-552bb3c4c3bf
+	sigs.k8s.io/yaml v1.6.0
+)
+
+require go.yaml.in/yaml/v2 v2.4.2 // indirect

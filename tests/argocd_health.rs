@@ -1,0 +1,179 @@
+//! The Argo CD health check for CloudSyncProfile (argocd/resource_customizations): its cases pass
+//! on Argo CD's Lua VM (the Go harness in hack/argocd-health, gopher-lua as Argo CD uses it), its
+//! testdata are real CloudSyncProfiles, and the script knows every reason the operator writes.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use cloudsync_operator::api::CloudSyncProfile;
+use serde::Deserialize;
+use serde_json::Value;
+
+const CHECK_DIR: &str = "argocd/resource_customizations/cloudsync.io/CloudSyncProfile";
+
+/// The cases health_test.yaml must have (one real manifest each).
+const EXPECTED_CASES: usize = 11;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthTests {
+    tests: Vec<HealthTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct HealthTest {
+    health_status: HealthStatus,
+    input_path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthStatus {
+    status: String,
+    message: String,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check_dir() -> PathBuf {
+    root().join(CHECK_DIR)
+}
+
+fn health_tests() -> HealthTests {
+    let path = check_dir().join("health_test.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn cases_pass_on_argo_cds_lua_vm() {
+    let harness = root().join("hack/argocd-health");
+    let goflags = format!("{} -mod=readonly", std::env::var("GOFLAGS").unwrap_or_default());
+    let started = Instant::now();
+    let out = Command::new("go")
+        .args(["run", ".", "../../argocd/resource_customizations"])
+        .current_dir(&harness)
+        .env("GOFLAGS", goflags.trim())
+        .output()
+        .expect("Go is needed to run the Argo CD health harness (hack/argocd-health)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("go run took {:?}\n{stdout}{stderr}", started.elapsed());
+    assert!(out.status.success(), "the Argo CD health harness failed ({}):\n{stdout}\n{stderr}", out.status);
+
+    let cases = health_tests().tests.len();
+    assert_eq!(cases, EXPECTED_CASES, "health_test.yaml changed: update EXPECTED_CASES");
+    let summary = format!("argocd-health: {cases} passed, 0 failed");
+    assert!(stdout.lines().any(|l| l == summary), "expected the line {summary:?} in:\n{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), cases, "{stdout}");
+}
+
+#[test]
+fn every_status_is_covered() {
+    let tests = health_tests().tests;
+    for status in ["Healthy", "Progressing", "Degraded", "Suspended"] {
+        assert!(tests.iter().any(|t| t.health_status.status == status), "no case for {status}");
+    }
+    for t in &tests {
+        assert!(!t.health_status.message.is_empty(), "{}: empty message", t.input_path);
+        assert!(
+            ["Healthy", "Progressing", "Degraded", "Suspended"].contains(&t.health_status.status.as_str()),
+            "{}: {}",
+            t.input_path,
+            t.health_status.status
+        );
+    }
+}
+
+/// Every manifest is a real CloudSyncProfile: the operator's types read it without losing a field
+/// (spec refuses unknown fields, as the CRD does), and it is one of the cases.
+#[test]
+fn testdata_are_cloudsync_profiles() {
+    let tests = health_tests().tests;
+    let used: BTreeSet<String> = tests.iter().map(|t| t.input_path.clone()).collect();
+    assert_eq!(used.len(), tests.len(), "a manifest is used twice");
+    let mut seen = BTreeSet::new();
+    for entry in std::fs::read_dir(check_dir().join("testdata")).expect("testdata/") {
+        let path = entry.expect("dir entry").path();
+        let rel = format!("testdata/{}", path.file_name().unwrap().to_string_lossy());
+        assert!(used.contains(&rel), "{rel} is not used by health_test.yaml");
+        seen.insert(rel.clone());
+
+        let text = read(&path);
+        let profile: CloudSyncProfile =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{rel} is not a CloudSyncProfile: {e}"));
+        let original: Value = serde_yaml::from_str(&text).expect("YAML");
+        assert_eq!(original["apiVersion"], "cloudsync.io/v1alpha1", "{rel}");
+        assert_eq!(original["kind"], "CloudSyncProfile", "{rel}");
+        let meta = &original["metadata"];
+        assert!(meta["generation"].is_i64() && meta["uid"].is_string(), "{rel}: not taken from a cluster");
+        assert!(meta.get("managedFields").is_none(), "{rel}: strip managedFields");
+
+        let back = serde_json::to_value(&profile).expect("serialize");
+        for part in ["metadata", "spec", "status"] {
+            assert_eq!(
+                back.get(part),
+                original.get(part),
+                "{rel}: {part} does not round-trip through the operator's types"
+            );
+        }
+    }
+    assert_eq!(seen, used, "health_test.yaml names a manifest that does not exist");
+}
+
+/// Reasons the operator writes into conditions, from its source: `Problem::new("X"` and
+/// `Desired::new(types::READY, false, "X"`.
+fn operator_reasons() -> BTreeSet<String> {
+    let mut reasons = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("src/reconcile")).expect("src/reconcile") {
+        let text = read(&entry.expect("dir entry").path());
+        for marker in ["Problem::new(", "Desired::new(types::READY, false,"] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = text[at + marker.len()..].trim_start();
+                if let Some(lit) = rest.strip_prefix('"') {
+                    let reason = &lit[..lit.find('"').expect("closing quote")];
+                    if reason.chars().all(|c| c.is_ascii_alphanumeric()) && !reason.is_empty() {
+                        reasons.insert(reason.to_string());
+                    }
+                }
+            }
+        }
+    }
+    reasons
+}
+
+/// The script's table of reasons that need the user: `  Name = true,` lines.
+fn user_action_reasons(script: &str) -> BTreeSet<String> {
+    let start = script.find("local USER_ACTION = {").expect("USER_ACTION table in health.lua");
+    let end = start + script[start..].find('}').expect("end of USER_ACTION");
+    script[start..end].lines().filter_map(|l| l.trim().strip_suffix("= true,").map(|r| r.trim().to_string())).collect()
+}
+
+#[test]
+fn script_knows_every_operator_reason() {
+    let script = read(&check_dir().join("health.lua"));
+    let reasons = operator_reasons();
+    eprintln!("operator reasons: {reasons:?}");
+    for must in ["SecretNotFound", "CredentialsRejected", "CleanupBlocked", "InstantiatePending", "Retrying"] {
+        assert!(reasons.contains(must), "reason scan missed {must}: {reasons:?}");
+    }
+    let words: BTreeSet<&str> = script.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let unknown: Vec<&String> = reasons.iter().filter(|r| !words.contains(r.as_str())).collect();
+    assert!(
+        unknown.is_empty(),
+        "health.lua does not classify the operator's reasons {unknown:?}: add each to USER_ACTION (Degraded) or to the progress list in its header comment (Progressing)"
+    );
+    let table = user_action_reasons(&script);
+    assert!(table.len() >= 11, "{table:?}");
+    let stale: Vec<&String> = table.iter().filter(|r| !reasons.contains(*r)).collect();
+    assert!(stale.is_empty(), "health.lua's USER_ACTION names reasons the operator no longer writes: {stale:?}");
+}
