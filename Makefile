@@ -10,6 +10,10 @@ test:  ## fmt, clippy, unit tests, integration tests on a real kube-apiserver (w
 crd:  ## regenerate the committed CRD from the Rust types
 	cargo run --quiet -- crd > crds/cloudsyncprofiles.cloudsync.io.yaml
 
+bench:  ## scale benchmark: BENCH_PROFILES (200) profiles in BENCH_TENANTS (10) tenants; prints numbers
+	hack/testenv.sh up
+	CLOUDSYNC_TEST_KUBECONFIG=$(CURDIR)/.testenv/admin.kubeconfig cargo bench --bench scale
+
 testenv-up:
 	hack/testenv.sh up
 
