@@ -1,6 +1,6 @@
 //! Token endpoint and bearer-check behaviour of the Graph simulator, over real HTTP.
 
-#[path = "sim_support.rs"]
+#[path = "support/sim_http.rs"]
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The `sim` subcommand of the built binary.
 
-#[path = "sim_support.rs"]
+#[path = "support/sim_http.rs"]
 mod support;
 
 use std::process::Stdio;

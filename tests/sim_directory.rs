@@ -1,6 +1,6 @@
 //! Organization, instantiate, service principal and application routes of the Graph simulator.
 
-#[path = "sim_support.rs"]
+#[path = "support/sim_http.rs"]
 mod support;
 
 use reqwest::Method;

@@ -1,6 +1,6 @@
 //! Fault injection and introspection of the Graph simulator.
 
-#[path = "sim_support.rs"]
+#[path = "support/sim_http.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Synchronization templates, jobs (life cycle over time) and secrets of the Graph simulator.
 
-#[path = "sim_support.rs"]
+#[path = "support/sim_http.rs"]
 mod support;
 
 use std::time::Duration;

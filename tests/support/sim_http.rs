@@ -1,5 +1,5 @@
-//! Helpers shared by the `sim_*` integration tests (included with `#[path]`; also built as its
-//! own empty test target).
+//! Raw-HTTP helpers shared by the `sim_*` integration tests (each includes this file with
+//! `#[path]`).
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
