@@ -88,7 +88,14 @@ PY
   ln -sfn "$dir/hadolint" "$BIN/hadolint"
 }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A killed process can linger as a zombie until it is reaped; kill -0 still succeeds on it.
+pid_alive() {
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  case "$(ps -o stat= -p "$pid" 2>/dev/null)" in Z*) return 1 ;; esac
+}
 
 free_port() {
   local p
@@ -143,6 +150,11 @@ EOF
   mv "$STATE/admin.kubeconfig.tmp" "$STATE/admin.kubeconfig"
 }
 
+answers_ready() { # port
+  curl -sf --max-time 2 --cacert "$STATE/pki/ca.crt" -H "Authorization: Bearer $(cat "$STATE/pki/admin.token")" \
+    "https://127.0.0.1:$1/readyz" >/dev/null 2>&1
+}
+
 wait_ready() { # port
   local deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
@@ -159,11 +171,18 @@ wait_ready() { # port
 
 up_locked() {
   if pid_alive "$STATE/kube-apiserver.pid" && pid_alive "$STATE/etcd.pid" && [ -f "$STATE/admin.kubeconfig" ]; then
-    wait_ready "$(cat "$STATE/apiserver.port")"
-    log "already running: $(status_line)"
-    return
+    local port
+    port=$(cat "$STATE/apiserver.port")
+    for _ in 1 2 3 4 5; do
+      if answers_ready "$port"; then
+        log "already running: $(status_line)"
+        return
+      fi
+      sleep 1
+    done
+    log "the running control plane does not answer; starting a new one"
   fi
-  stop_all # stale pids or a half-started plane
+  stop_all # stale pids, a plane that does not answer, or a half-started one
   build
   gen_certs
   local etcd_port peer_port api_port
