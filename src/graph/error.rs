@@ -92,6 +92,18 @@ impl GraphError {
     }
 }
 
+impl GraphError {
+    /// The Display text without the request id: stable across repeats of the same failure, for
+    /// condition messages (which must not change on every retry).
+    pub fn summary(&self) -> String {
+        let mut s = Self { request_id: None, ..self.clone() }.to_string();
+        if s.ends_with('.') {
+            s.pop();
+        }
+        s
+    }
+}
+
 impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} failed", self.operation)?;
@@ -210,5 +222,6 @@ mod tests {
             e.to_string(),
             "jobs.get failed: HTTP 404 Request_ResourceNotFound: Resource 'x' does not exist (request-id abc)"
         );
+        assert_eq!(e.summary(), "jobs.get failed: HTTP 404 Request_ResourceNotFound: Resource 'x' does not exist");
     }
 }

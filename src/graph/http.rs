@@ -224,6 +224,8 @@ pub fn decide(
         exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
     };
     match err.kind {
+        // 429 and 503 say the request was not processed (HTTP semantics; Microsoft's SDKs retry
+        // both for every method), so even a POST is repeated after Retry-After.
         ErrorKind::Throttled => match err.retry_after {
             // Exactly what the service asked for: earlier is an early retry, later wastes time.
             Some(wait) if wait <= policy.max_inline_wait => Decision::Retry(wait),
@@ -463,7 +465,7 @@ mod tests {
             kind,
             source: Source::Graph,
             operation: "t",
-            status: Some(500),
+            status: Some(if kind == ErrorKind::Throttled { 429 } else { 500 }),
             code: None,
             message: String::new(),
             request_id: None,
@@ -479,6 +481,21 @@ mod tests {
                 decide(&p, 0, &err(ErrorKind::Throttled, Some(7)), false, false, jitter),
                 Decision::Retry(Duration::from_secs(7))
             );
+        }
+    }
+
+    #[test]
+    fn a_post_is_repeated_after_429_or_503_but_not_after_other_5xx() {
+        let p = RetryPolicy::default();
+        let mut e = err(ErrorKind::Throttled, Some(1));
+        for status in [429, 503] {
+            e.status = Some(status);
+            assert_eq!(decide(&p, 0, &e, false, false, 0.0), Decision::Retry(Duration::from_secs(1)), "{status}");
+        }
+        let mut e = err(ErrorKind::Transient, None);
+        for status in [500, 502, 504] {
+            e.status = Some(status);
+            assert_eq!(decide(&p, 0, &e, false, false, 0.0), Decision::Fail, "{status}");
         }
     }
 
