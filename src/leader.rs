@@ -8,7 +8,7 @@
 //! duration; a standby that sees the holder cleared builds a fresh manager and takes it at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -115,6 +115,8 @@ fn watch_released(client: Client, s: &LeaderSettings, stop: CancellationToken) -
 
 async fn campaign(client: Client, s: LeaderSettings, tx: watch::Sender<bool>, release: CancellationToken) {
     let released = watch_released(client.clone(), &s, release.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &s.namespace);
+    let check_every = (s.duration / 3).max(Duration::from_secs(1));
     'outer: loop {
         let manager = match build(&client, &s).await {
             Ok(m) => m,
@@ -126,20 +128,26 @@ async fn campaign(client: Client, s: LeaderSettings, tx: watch::Sender<bool>, re
                 }
             }
         };
+        // Kept across iterations: cancelling it mid-renewal would be wasteful, not wrong.
+        let mut changed = Box::pin(manager.changed());
+        let mut confirmed = Instant::now();
         loop {
             let leading = *tx.borrow();
             tokio::select! {
                 biased;
                 _ = release.cancelled() => {
+                    drop(changed);
                     if leading && let Err(e) = manager.release().await {
                         warn!(error = %e, "cannot release the leader lease; the next leader waits for it to expire");
                     }
                     break 'outer;
                 }
-                changed = manager.changed() => match changed {
+                result = &mut changed => match result {
                     Ok(now) => {
                         info!(leader = now, identity = %s.identity, lease = %s.lease_name, "leadership changed");
+                        confirmed = Instant::now();
                         tx.send_replace(now);
+                        changed = Box::pin(manager.changed());
                     }
                     Err(e) => {
                         // Unable to renew: stop acting as leader before the lease may pass on.
@@ -151,6 +159,29 @@ async fn campaign(client: Client, s: LeaderSettings, tx: watch::Sender<bool>, re
                         }
                     }
                 },
+                // The leader checks that the lease is still its own: a renewal that hangs must not
+                // let it act after the lease could have passed to another replica.
+                _ = tokio::time::sleep(check_every), if leading => {
+                    match tokio::time::timeout(check_every, leases.get_opt(&s.lease_name)).await {
+                        Ok(Ok(lease)) => {
+                            let holder = lease.and_then(|l| l.spec).and_then(|sp| sp.holder_identity).unwrap_or_default();
+                            if holder == s.identity {
+                                confirmed = Instant::now();
+                            } else {
+                                warn!(holder = %holder, "the leader lease is held by another replica; stepping down");
+                                tx.send_replace(false);
+                                continue 'outer;
+                            }
+                        }
+                        Ok(Err(e)) => warn!(error = %e, "cannot read the leader lease"),
+                        Err(_) => warn!("reading the leader lease timed out"),
+                    }
+                    if confirmed.elapsed() > s.duration * 2 / 3 {
+                        warn!("the leader lease could not be confirmed in time; stepping down");
+                        tx.send_replace(false);
+                        continue 'outer;
+                    }
+                }
                 _ = released.notified(), if !leading => continue 'outer,
             }
         }
