@@ -9,7 +9,8 @@ pub use spec::{
     DeletionPolicy, RestartRequest, SecretRef, WorkloadIdentity,
 };
 pub use status::{
-    CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingInstantiate, ServicePrincipalRef,
+    CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingInstantiate, PendingJobCreate,
+    ServicePrincipalRef,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

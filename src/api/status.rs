@@ -46,6 +46,22 @@ pub struct CloudSyncProfileStatus {
     /// answer 404 and still create them). The operator looks them up instead of instantiating again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_instantiate: Option<PendingInstantiate>,
+
+    /// Job creations whose outcome is not known yet (written before the call). A job that does
+    /// not show in Graph's list yet is waited for, not created a second time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["templateId".into()]))]
+    pub pending_job_creates: Vec<PendingJobCreate>,
+}
+
+/// A job creation whose outcome is not known yet.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingJobCreate {
+    /// The template of the job being created.
+    pub template_id: String,
+    /// When the call was made (RFC 3339).
+    pub since: String,
 }
 
 /// Ids of the objects the application template created.
@@ -67,6 +83,10 @@ pub struct ServicePrincipalRef {
     /// (replication lag), which must not be mistaken for a deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_at: Option<String>,
+    /// True when the configuration existed before this profile and was adopted. The operator never
+    /// deletes an adopted configuration or prunes its jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<bool>,
 }
 
 /// An instantiate call whose outcome is not known yet.
@@ -109,6 +129,13 @@ pub struct JobStatus {
     /// quarantined job gets one start per series, never a start loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine_series_started: Option<String>,
+    /// When the operator recorded the job (RFC 3339). Shortly after, Graph may not list it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
+    /// When the operator last started the job (RFC 3339); a job that reads as stopped right after
+    /// a start is not started again until Graph has had time to show it running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_start_time: Option<String>,
 }
 
 /// A synchronization task execution.

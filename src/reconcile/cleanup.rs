@@ -1,20 +1,23 @@
-//! The Cleanup side: what deleting a profile does in Graph. `Orphan` touches nothing; `Delete`
-//! removes the jobs, the application and the service principal, each step tolerating "already
-//! gone". A profile that never created anything is released at once. A cleanup that cannot
-//! proceed keeps the finalizer and says why in status and an Event — never silently.
+//! The Cleanup side: what deleting a profile does in Graph. `Orphan` touches nothing, and neither
+//! does deleting a profile that adopted a configuration it did not create. `Delete` removes the
+//! jobs, the application and the service principal, each step tolerating "already gone". A
+//! profile that never created anything is released at once. A cleanup that cannot proceed keeps
+//! the finalizer and says why in status and an Event — never silently.
 
 use std::sync::Arc;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::apply::{Run, graph_problem};
+use super::plan;
 use super::status::Problem;
 use super::{Context, Error, credentials};
 use crate::api::conditions::{Desired, types};
-use crate::api::{CloudSyncProfile, DeletionPolicy};
+use crate::api::{CloudSyncProfile, DeletionPolicy, ServicePrincipalRef};
 use crate::graph::{GraphError, Tenant};
 
 pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -22,6 +25,7 @@ pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Resul
     let result = cleanup_inner(profile, ctx.clone()).await;
     if result.is_ok() {
         ctx.metrics.profile_ready(&key, None);
+        ctx.release_claims(&key);
     }
     result
 }
@@ -44,10 +48,24 @@ async fn cleanup_inner(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Res
         }
         return Ok(Action::await_change());
     }
+    if let Some(sp) = sp.as_ref().filter(|s| s.adopted == Some(true)) {
+        run.event(
+            EventType::Normal,
+            "AdoptedLeftInPlace",
+            "Delete",
+            format!(
+                "left service principal {} in Microsoft Graph: the profile adopted it, it did not create it",
+                sp.id
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     if sp.is_none() && status.pending_instantiate.is_none() {
         // Nothing was ever created (or it is gone already): release at once.
         return Ok(Action::await_change());
     }
+    run.ensure_leader()?;
 
     let ns = run.profile.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(run.ctx.kube.clone(), &ns);
@@ -60,7 +78,9 @@ async fn cleanup_inner(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Res
     let _permit = run.ctx.tenant_permit(&spec.tenant_id).await;
 
     match delete_in_graph(&mut run, &graph).await {
-        Ok(()) => Ok(Action::await_change()),
+        Ok(Outcome::Done) => Ok(Action::await_change()),
+        Ok(Outcome::Blocked(p)) => blocked(&mut run, p).await,
+        Ok(Outcome::Wait(why)) => Err(Error::Waiting(why)),
         Err(e) if e.is_transient() => Err(e.into()),
         Err(e) => blocked(&mut run, graph_problem(&e)).await,
     }
@@ -84,27 +104,63 @@ fn gone_ok(r: Result<(), GraphError>) -> Result<bool, GraphError> {
     }
 }
 
-async fn delete_in_graph(run: &mut Run, graph: &Tenant) -> Result<(), GraphError> {
-    let mut sp = run.writer.status.service_principal.clone();
-    if sp.is_none()
-        && let Some(p) = run.writer.status.pending_instantiate.clone()
-    {
-        // An instantiate whose answer was lost may have created it; take it only if unambiguous.
-        if let [one] = graph.find_cloud_sync_service_principals(&p.display_name).await?.as_slice() {
+enum Outcome {
+    Done,
+    Blocked(Problem),
+    Wait(String),
+}
+
+/// The configuration an instantiate whose answer was lost may have created: if the lookup finds
+/// it, it is ours (before that instantiate the lookup found none under that name).
+async fn pending_configuration(
+    run: &Run,
+    graph: &Tenant,
+) -> Result<Result<Option<ServicePrincipalRef>, Outcome>, GraphError> {
+    let Some(p) = run.writer.status.pending_instantiate.clone() else { return Ok(Ok(None)) };
+    let found = graph.find_cloud_sync_service_principals(&p.display_name).await?;
+    match found.as_slice() {
+        [one] => {
             let application_id = match one.app_id.as_deref() {
                 Some(a) => graph.find_application_by_app_id(a).await?.map(|a| a.id),
                 None => None,
             };
-            sp = Some(crate::api::ServicePrincipalRef {
+            Ok(Ok(Some(ServicePrincipalRef {
                 id: one.id.clone(),
                 app_id: one.app_id.clone(),
                 application_id,
                 display_name: one.display_name.clone(),
                 recorded_at: None,
-            });
+                adopted: None,
+            })))
         }
+        [] if plan::within(Some(&p.since), Timestamp::now(), plan::INSTANTIATE_GRACE) => {
+            Ok(Err(Outcome::Wait(format!(
+                "an instantiate of {:?} may have created the configuration; waiting for Graph to list it before deleting",
+                p.display_name
+            ))))
+        }
+        [] => Ok(Ok(None)),
+        many => Ok(Err(Outcome::Blocked(Problem::new(
+            "AmbiguousServicePrincipal",
+            format!(
+                "{} configurations are named {:?} ({}); the operator does not know which one an unfinished instantiate created: delete it yourself",
+                many.len(),
+                p.display_name,
+                many.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )))),
     }
-    let Some(sp) = sp else { return Ok(()) };
+}
+
+async fn delete_in_graph(run: &mut Run, graph: &Tenant) -> Result<Outcome, GraphError> {
+    let sp = match run.writer.status.service_principal.clone() {
+        Some(sp) => sp,
+        None => match pending_configuration(run, graph).await? {
+            Ok(Some(sp)) => sp,
+            Ok(None) => return Ok(Outcome::Done),
+            Err(outcome) => return Ok(outcome),
+        },
+    };
 
     // Jobs first: deleting a job stops it, so nothing runs while the rest goes away.
     let jobs = match graph.list_jobs(&sp.id, false).await {
@@ -149,5 +205,5 @@ async fn delete_in_graph(run: &mut Run, graph: &Tenant) -> Result<(), GraphError
         ),
     )
     .await;
-    Ok(())
+    Ok(Outcome::Done)
 }

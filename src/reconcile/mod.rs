@@ -60,6 +60,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     tenant_gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     failures: Mutex<HashMap<String, u32>>,
+    claims: Mutex<Claims>,
     /// When false (a replica that is not the leader), reconciles do nothing.
     pub is_leader: Arc<dyn Fn() -> bool + Send + Sync>,
 }
@@ -80,21 +81,40 @@ impl Context {
             metrics,
             tenant_gates: Mutex::default(),
             failures: Mutex::default(),
+            claims: Mutex::default(),
             is_leader: Arc::new(|| true),
         }
     }
 
+    fn tenant_gate(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut gates = self.tenant_gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .entry(tenant.to_ascii_lowercase())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_tenant_concurrency.max(1))))
+            .clone()
+    }
+
     /// Bounds concurrent Graph work per tenant so a burst of profiles in one tenant does not
-    /// stampede its throttling budget.
+    /// stampede its throttling budget. Never waits: a profile that finds its tenant busy is
+    /// requeued, so one busy tenant cannot hold every controller worker.
+    fn try_tenant_permit(&self, tenant: &str) -> Option<OwnedSemaphorePermit> {
+        self.tenant_gate(tenant).try_acquire_owned().ok()
+    }
+
+    /// Waits for a turn in the tenant (cleanup, which runs rarely and must not starve).
     async fn tenant_permit(&self, tenant: &str) -> Option<OwnedSemaphorePermit> {
-        let gate = {
-            let mut gates = self.tenant_gates.lock().unwrap_or_else(|p| p.into_inner());
-            gates
-                .entry(tenant.to_ascii_lowercase())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_tenant_concurrency.max(1))))
-                .clone()
-        };
-        gate.acquire_owned().await.ok()
+        self.tenant_gate(tenant).acquire_owned().await.ok()
+    }
+
+    /// Claims `keys` (a tenant's configuration names and service principal ids) for `owner`,
+    /// replacing what it claimed before. `Err(other)` when another profile holds one of them:
+    /// two profiles must never drive (or delete) one configuration.
+    pub fn claim(&self, owner: &str, keys: Vec<String>) -> Result<(), String> {
+        self.claims.lock().unwrap_or_else(|p| p.into_inner()).claim(owner, keys)
+    }
+
+    pub fn release_claims(&self, owner: &str) {
+        self.claims.lock().unwrap_or_else(|p| p.into_inner()).release(owner);
     }
 
     fn failure_count(&self, key: &str, reset: bool) -> u32 {
@@ -119,6 +139,35 @@ impl Context {
         let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&event, &profile.object_ref(&())).await {
             warn!(profile = %profile.name_any(), error = %e, "cannot publish event");
+        }
+    }
+}
+
+/// Which profile holds which configuration, in this process.
+#[derive(Default)]
+struct Claims {
+    by_key: HashMap<String, String>,
+    by_owner: HashMap<String, Vec<String>>,
+}
+
+impl Claims {
+    fn claim(&mut self, owner: &str, keys: Vec<String>) -> Result<(), String> {
+        if let Some(other) = keys.iter().filter_map(|k| self.by_key.get(k)).find(|o| o.as_str() != owner) {
+            return Err(other.clone());
+        }
+        self.release(owner);
+        for k in &keys {
+            self.by_key.insert(k.clone(), owner.to_string());
+        }
+        self.by_owner.insert(owner.to_string(), keys);
+        Ok(())
+    }
+
+    fn release(&mut self, owner: &str) {
+        for k in self.by_owner.remove(owner).unwrap_or_default() {
+            if self.by_key.get(&k).is_some_and(|o| o == owner) {
+                self.by_key.remove(&k);
+            }
         }
     }
 }
@@ -208,4 +257,24 @@ pub fn error_policy(profile: Arc<CloudSyncProfile>, error: &Error, ctx: Arc<Cont
     });
     info!(profile = %key(&profile), error = %error, attempt = n, retry_in_ms = wait.as_millis() as u64, "reconcile failed; will retry");
     Action::requeue(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_has_one_profile_at_a_time() {
+        let mut c = Claims::default();
+        assert_eq!(c.claim("ns/a", vec!["t/name/contoso.com".into()]), Ok(()));
+        assert_eq!(c.claim("ns/a", vec!["t/name/contoso.com".into(), "t/sp/1".into()]), Ok(()), "re-claiming is fine");
+        assert_eq!(c.claim("other/b", vec!["t/name/contoso.com".into()]), Err("ns/a".into()));
+        assert_eq!(c.claim("other/b", vec!["t/sp/1".into()]), Err("ns/a".into()));
+        assert_eq!(c.claim("other/b", vec!["t/name/fabrikam.com".into()]), Ok(()));
+        // A profile that moves to another name frees the old one.
+        assert_eq!(c.claim("ns/a", vec!["t/name/new.contoso.com".into()]), Ok(()));
+        assert_eq!(c.claim("other/c", vec!["t/name/contoso.com".into()]), Ok(()));
+        c.release("other/c");
+        assert_eq!(c.claim("x/d", vec!["t/name/contoso.com".into()]), Ok(()));
+    }
 }

@@ -19,8 +19,23 @@ use crate::graph::model::{
 pub const INSTANTIATE_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// How long after the operator recorded a service principal a 404 on it counts as replication
-/// lag rather than "deleted by someone".
+/// lag rather than "deleted by someone"; also how long a recorded or pending job that Graph does
+/// not list yet is waited for instead of created again.
 pub const REPLICATION_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// How long a job creation with an unknown outcome (a timeout or a 5xx) is waited for in the job
+/// list before the job is created (again).
+pub const JOB_CREATE_GRACE: Duration = Duration::from_secs(3 * 60);
+
+/// After a start, a job that still reads as stopped is given this long to show it runs before it
+/// is started again (the service warns against starting a running job).
+pub const START_GRACE: Duration = Duration::from_secs(3 * 60);
+
+/// True when `time` (RFC 3339) is less than `grace` before `now`.
+pub fn within(time: Option<&str>, now: Timestamp, grace: Duration) -> bool {
+    time.and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|t| Duration::try_from(now.duration_since(t)).unwrap_or(Duration::ZERO) < grace)
+}
 
 /// The job templates the spec asks for, in creation order.
 pub fn desired_templates(spec: &CloudSyncProfileSpec) -> Vec<&'static str> {
@@ -80,6 +95,9 @@ pub fn within_replication_grace(recorded_at: Option<&str>, now: Timestamp) -> bo
 #[derive(Debug, Default, PartialEq)]
 pub struct JobPlan {
     pub create: Vec<&'static str>,
+    /// Templates whose job was recorded or is being created but is not listed yet: wait for
+    /// them, never create them again.
+    pub waiting: Vec<&'static str>,
     /// Jobs of templates the spec no longer wants (only templates the operator manages).
     pub delete: Vec<String>,
     /// Templates with more than one job: the first id (sorted) is used, the others reported.
@@ -88,7 +106,12 @@ pub struct JobPlan {
     pub current: BTreeMap<&'static str, SynchronizationJob>,
 }
 
-pub fn plan_jobs(spec: &CloudSyncProfileSpec, jobs: &[SynchronizationJob]) -> JobPlan {
+pub fn plan_jobs(
+    spec: &CloudSyncProfileSpec,
+    jobs: &[SynchronizationJob],
+    status: &CloudSyncProfileStatus,
+    now: Timestamp,
+) -> JobPlan {
     let mut by_template: BTreeMap<&str, Vec<&SynchronizationJob>> = BTreeMap::new();
     for j in jobs {
         by_template.entry(j.template()).or_default().push(j);
@@ -106,12 +129,29 @@ pub fn plan_jobs(spec: &CloudSyncProfileSpec, jobs: &[SynchronizationJob]) -> Jo
                 }
                 plan.current.insert(t, list[0].clone());
             }
-            None => plan.create.push(t),
+            None => {
+                let pending = status
+                    .pending_job_creates
+                    .iter()
+                    .any(|p| p.template_id == *t && within(Some(&p.since), now, JOB_CREATE_GRACE));
+                let recorded = status
+                    .jobs
+                    .iter()
+                    .any(|j| j.template_id == *t && within(j.recorded_at.as_deref(), now, REPLICATION_GRACE));
+                if pending || recorded {
+                    plan.waiting.push(t);
+                } else {
+                    plan.create.push(t);
+                }
+            }
         }
     }
-    // Only the password hash job is ever removed: other templates (group writeback, device sync)
-    // may be managed by someone else on the same service principal.
-    if !desired.contains(&PASSWORD_HASH_TEMPLATE)
+    // Only the password hash job is ever removed, and only from a configuration the operator
+    // created: other templates (group writeback, device sync) and adopted configurations may be
+    // someone else's.
+    let adopted = status.service_principal.as_ref().and_then(|s| s.adopted).unwrap_or(false);
+    if !adopted
+        && !desired.contains(&PASSWORD_HASH_TEMPLATE)
         && let Some(list) = by_template.get(PASSWORD_HASH_TEMPLATE)
     {
         plan.delete.extend(list.iter().map(|j| j.id.clone()));
@@ -149,10 +189,14 @@ pub enum RunAction {
 const HOLD_QUARANTINE: &[&str] = &["TooManyDeletes"];
 
 /// The quarantine series a job is in, if quarantined (its key for "started once per series").
+/// A quarantine without times is one series of its own.
 pub fn quarantine_series(job: &SynchronizationJob) -> Option<String> {
-    let q = job.status.as_ref()?.quarantine.as_ref()?;
-    let began = q.series_began.or(q.current_began)?;
-    Some(began.to_string())
+    let status = job.status.as_ref()?;
+    if status.code.as_deref() != Some("Quarantine") && status.quarantine.is_none() {
+        return None;
+    }
+    let began = status.quarantine.as_ref().and_then(|q| q.series_began.or(q.current_began));
+    Some(began.map_or_else(|| "unknown".to_string(), |t| t.to_string()))
 }
 
 /// Start, pause or restart per job. `created` are the templates whose job this reconcile created:
@@ -162,6 +206,7 @@ pub fn plan_runs(
     current: &BTreeMap<&'static str, SynchronizationJob>,
     status: &CloudSyncProfileStatus,
     created: &[&'static str],
+    now: Timestamp,
 ) -> Vec<(&'static str, RunAction)> {
     let mut actions = Vec::new();
     for (template, job) in current {
@@ -194,7 +239,8 @@ pub fn plan_runs(
                 series.is_some() && recorded.and_then(|j| j.quarantine_series_started.as_ref()) == series.as_ref();
             !held && !already
         } else {
-            !scheduled || code == Some("Paused")
+            let just_started = within(recorded.and_then(|j| j.last_start_time.as_deref()), now, START_GRACE);
+            (!scheduled || code == Some("Paused")) && !just_started
         };
         if start {
             actions.push((*template, RunAction::Start));
@@ -208,6 +254,12 @@ pub fn carry_bookkeeping(previous: Option<&JobStatus>, next: &mut JobStatus) {
     if let Some(p) = previous {
         next.last_restart_request_id.clone_from(&p.last_restart_request_id);
         next.quarantine_series_started.clone_from(&p.quarantine_series_started);
+        next.recorded_at.clone_from(&p.recorded_at);
+        // The start time only guards the moments between a start and Graph showing the job
+        // running; once it runs, a later stop (a pause, the service's own) may be started again.
+        if next.schedule_state.as_deref() != Some("Active") {
+            next.last_start_time.clone_from(&p.last_start_time);
+        }
     }
 }
 
@@ -257,6 +309,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn now() -> Timestamp {
+        ts("2026-11-26T12:00:00Z")
+    }
+
     #[test]
     fn a_single_match_is_adopted_several_are_refused() {
         let now = ts("2026-11-26T12:00:00Z");
@@ -297,15 +353,15 @@ mod tests {
 
     #[test]
     fn only_missing_templates_are_created() {
-        let p = plan_jobs(&spec(), &[]);
+        let p = plan_jobs(&spec(), &[], &CloudSyncProfileStatus::default(), now());
         assert_eq!(p.create, [PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE]);
         let existing = [job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.1.x", "Active", "Active")];
-        let p = plan_jobs(&spec(), &existing);
+        let p = plan_jobs(&spec(), &existing, &CloudSyncProfileStatus::default(), now());
         assert_eq!(p.create, [PASSWORD_HASH_TEMPLATE]);
         assert_eq!(p.current[PROVISIONING_TEMPLATE].id, "AD2AADProvisioning.1.x");
         let mut no_phs = spec();
         no_phs.password_hash_sync = Some(false);
-        assert!(plan_jobs(&no_phs, &existing).create.is_empty());
+        assert!(plan_jobs(&no_phs, &existing, &CloudSyncProfileStatus::default(), now()).create.is_empty());
     }
 
     #[test]
@@ -314,7 +370,7 @@ mod tests {
             job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.b", "Active", "Active"),
             job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.a", "Active", "Active"),
         ];
-        let p = plan_jobs(&spec(), &jobs);
+        let p = plan_jobs(&spec(), &jobs, &CloudSyncProfileStatus::default(), now());
         assert_eq!(p.current[PROVISIONING_TEMPLATE].id, "AD2AADProvisioning.a");
         assert_eq!(
             p.duplicates,
@@ -332,7 +388,7 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "AD2AADPasswordHash.a", "Active", "Active"),
             job("AAD2ADGroupProvisioning", "AAD2ADGroupProvisioning.a", "Active", "Active"),
         ];
-        let p = plan_jobs(&s, &jobs);
+        let p = plan_jobs(&s, &jobs, &CloudSyncProfileStatus::default(), now());
         assert_eq!(p.delete, ["AD2AADPasswordHash.a"]);
         assert!(p.create.is_empty());
     }
@@ -372,14 +428,14 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
         ]);
         assert_eq!(
-            plan_runs(&s, &new, &st, &[]),
+            plan_runs(&s, &new, &st, &[], now()),
             [(PASSWORD_HASH_TEMPLATE, RunAction::Start), (PROVISIONING_TEMPLATE, RunAction::Start)]
         );
         let running = current(vec![
             job(PROVISIONING_TEMPLATE, "p", "Active", "Active"),
             job(PASSWORD_HASH_TEMPLATE, "h", "Active", "NotRun"),
         ]);
-        assert!(plan_runs(&s, &running, &st, &[]).is_empty(), "never start a running job");
+        assert!(plan_runs(&s, &running, &st, &[], now()).is_empty(), "never start a running job");
     }
 
     #[test]
@@ -388,19 +444,19 @@ mod tests {
         let q =
             current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-26T10:00:00Z")]);
         let mut st = CloudSyncProfileStatus::default();
-        assert_eq!(plan_runs(&s, &q, &st, &[]), [(PROVISIONING_TEMPLATE, RunAction::Start)]);
+        assert_eq!(plan_runs(&s, &q, &st, &[], now()), [(PROVISIONING_TEMPLATE, RunAction::Start)]);
         st.jobs.push(JobStatus {
             template_id: PROVISIONING_TEMPLATE.into(),
             id: "p".into(),
             quarantine_series_started: Some("2026-11-26T10:00:00Z".into()),
             ..Default::default()
         });
-        assert!(plan_runs(&s, &q, &st, &[]).is_empty(), "same series: already started once");
+        assert!(plan_runs(&s, &q, &st, &[], now()).is_empty(), "same series: already started once");
         let next =
             current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-27T10:00:00Z")]);
-        assert_eq!(plan_runs(&s, &next, &st, &[]).len(), 1, "a new series gets one start");
+        assert_eq!(plan_runs(&s, &next, &st, &[], now()).len(), 1, "a new series gets one start");
         let deletes = current(vec![quarantined(PROVISIONING_TEMPLATE, "TooManyDeletes", "2026-11-28T10:00:00Z")]);
-        assert!(plan_runs(&s, &deletes, &st, &[]).is_empty());
+        assert!(plan_runs(&s, &deletes, &st, &[], now()).is_empty());
     }
 
     #[test]
@@ -412,7 +468,7 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
         ]);
         assert_eq!(
-            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[]),
+            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[], now()),
             [(PROVISIONING_TEMPLATE, RunAction::Pause)]
         );
     }
@@ -428,7 +484,7 @@ mod tests {
         let mut st = CloudSyncProfileStatus::default();
         let restart = RunAction::Restart { scope: "Full".into(), request_id: "r1".into() };
         assert_eq!(
-            plan_runs(&s, &jobs, &st, &[]),
+            plan_runs(&s, &jobs, &st, &[], now()),
             [(PASSWORD_HASH_TEMPLATE, restart.clone()), (PROVISIONING_TEMPLATE, restart)]
         );
         // The provisioning job's restart was recorded before a crash: only the other remains.
@@ -438,7 +494,7 @@ mod tests {
             last_restart_request_id: Some("r1".into()),
             ..Default::default()
         });
-        let plan = plan_runs(&s, &jobs, &st, &[]);
+        let plan = plan_runs(&s, &jobs, &st, &[], now());
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].0, PASSWORD_HASH_TEMPLATE);
     }
@@ -449,13 +505,13 @@ mod tests {
         s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
         let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Disabled", "NotRun")]);
         assert_eq!(
-            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[PROVISIONING_TEMPLATE]),
+            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[PROVISIONING_TEMPLATE], now()),
             [(PROVISIONING_TEMPLATE, RunAction::Start)]
         );
         s.suspend = Some(true);
         let running = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
         assert_eq!(
-            plan_runs(&s, &running, &CloudSyncProfileStatus::default(), &[]),
+            plan_runs(&s, &running, &CloudSyncProfileStatus::default(), &[], now()),
             [(PROVISIONING_TEMPLATE, RunAction::Pause)]
         );
     }
@@ -465,10 +521,84 @@ mod tests {
         let mut s = spec();
         s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
         let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
-        let plan = plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[]);
+        let plan = plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[], now());
         assert_eq!(
             plan[0].1,
             RunAction::Restart { scope: "Watermark, Escrows, QuarantineState".into(), request_id: "r1".into() }
         );
+    }
+
+    #[test]
+    fn recorded_or_pending_jobs_that_graph_does_not_list_yet_are_waited_for() {
+        let mut st = CloudSyncProfileStatus::default();
+        st.jobs.push(JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            recorded_at: Some("2026-11-26T11:59:00Z".into()),
+            ..Default::default()
+        });
+        st.pending_job_creates.push(crate::api::PendingJobCreate {
+            template_id: PASSWORD_HASH_TEMPLATE.into(),
+            since: "2026-11-26T11:58:30Z".into(),
+        });
+        let p = plan_jobs(&spec(), &[], &st, now());
+        assert!(p.create.is_empty(), "{p:?}");
+        assert_eq!(p.waiting, [PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE]);
+        // Long after, the record is stale: the job really is gone, create it.
+        let later = ts("2026-11-26T13:00:00Z");
+        assert_eq!(plan_jobs(&spec(), &[], &st, later).create, [PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE]);
+    }
+
+    #[test]
+    fn an_adopted_configuration_is_never_pruned() {
+        let mut s = spec();
+        s.password_hash_sync = Some(false);
+        let jobs = [
+            job(PROVISIONING_TEMPLATE, "AD2AADProvisioning.a", "Active", "Active"),
+            job(PASSWORD_HASH_TEMPLATE, "AD2AADPasswordHash.a", "Active", "Active"),
+        ];
+        let st = CloudSyncProfileStatus {
+            service_principal: Some(crate::api::ServicePrincipalRef {
+                id: "sp".into(),
+                adopted: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(plan_jobs(&s, &jobs, &st, now()).delete.is_empty());
+    }
+
+    #[test]
+    fn a_job_started_moments_ago_is_not_started_again() {
+        let s = spec();
+        let stopped = current(vec![job(PROVISIONING_TEMPLATE, "p", "Disabled", "NotRun")]);
+        let mut st = CloudSyncProfileStatus::default();
+        st.jobs.push(JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            last_start_time: Some("2026-11-26T11:59:30Z".into()),
+            ..Default::default()
+        });
+        assert!(plan_runs(&s, &stopped, &st, &[], now()).is_empty(), "Graph may not show it running yet");
+        assert_eq!(plan_runs(&s, &stopped, &st, &[], ts("2026-11-26T12:10:00Z")).len(), 1, "still stopped much later");
+    }
+
+    #[test]
+    fn a_quarantine_without_times_is_one_series() {
+        let s = spec();
+        let mut q = job(PROVISIONING_TEMPLATE, "p", "Active", "Quarantine");
+        q.status.as_mut().unwrap().quarantine =
+            Some(Quarantine { reason: Some("Unknown".into()), ..Default::default() });
+        assert_eq!(quarantine_series(&q).as_deref(), Some("unknown"));
+        let jobs = current(vec![q]);
+        let mut st = CloudSyncProfileStatus::default();
+        assert_eq!(plan_runs(&s, &jobs, &st, &[], now()).len(), 1);
+        st.jobs.push(JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            quarantine_series_started: Some("unknown".into()),
+            ..Default::default()
+        });
+        assert!(plan_runs(&s, &jobs, &st, &[], now()).is_empty());
     }
 }

@@ -7,6 +7,18 @@ use crate::graph::model::{SynchronizationError, SynchronizationJob};
 
 use super::plan::carry_bookkeeping;
 
+/// Reasons that only mean "in progress": no Warning Event for them.
+pub const PROGRESS_REASONS: &[&str] = &[
+    "Creating",
+    "WaitingForCredentials",
+    "InstantiatePending",
+    "JobsMissing",
+    "NotRunning",
+    "NoServicePrincipal",
+    "Suspended",
+    "Retrying",
+];
+
 /// A check that failed, as a condition reason (CamelCase) and a message for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -103,13 +115,16 @@ fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
         }
     }
     if !quarantined.is_empty() {
-        return Some(Problem::new(
-            "Quarantined",
-            format!(
-                "{}. Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState",
-                quarantined.join("; ")
-            ),
-        ));
+        let too_many_deletes = jobs.iter().any(|j| {
+            j.code.as_deref() == Some("Quarantine")
+                && j.quarantine.as_ref().and_then(|q| q.reason.as_deref()) == Some("TooManyDeletes")
+        });
+        let advice = if too_many_deletes {
+            "The service holds back deletes above the threshold: check they are intended, then set a new spec.restart.requestId with resetScope ForceDeletes"
+        } else {
+            "Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState"
+        };
+        return Some(Problem::new("Quarantined", format!("{}. {advice}", quarantined.join("; "))));
     }
     if !failed.is_empty() {
         return Some(Problem::new(
@@ -217,7 +232,9 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         Err(p.clone())
     } else if suspended {
         Err(Problem::new("Suspended", "the jobs are paused because spec.suspend is true"))
-    } else if let Some(p) = &degraded {
+    } else if let Some(p) = degraded.as_ref().filter(|p| p.reason == "Quarantined") {
+        // A quarantined job does not run. A failed run or a duplicate job is reported by
+        // Degraded but leaves Ready alone: the jobs run, and the service retries by itself.
         Err(p.clone())
     } else {
         jobs_running.clone()
@@ -320,6 +337,15 @@ mod tests {
     }
 
     #[test]
+    fn too_many_deletes_asks_for_force_deletes() {
+        let mut q = js(PROVISIONING_TEMPLATE, "Active", "Quarantine");
+        q.quarantine = Some(JobQuarantine { reason: Some("TooManyDeletes".into()), ..Default::default() });
+        let c = conditions(&spec(), &facts(), &[q, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+        let d = get(&c, types::DEGRADED);
+        assert!(d.message.contains("ForceDeletes") && !d.message.contains("QuarantineState"), "{}", d.message);
+    }
+
+    #[test]
     fn a_failed_last_run_degrades() {
         let mut f = js(PROVISIONING_TEMPLATE, "Active", "Active");
         f.last_execution = Some(JobExecution {
@@ -331,6 +357,7 @@ mod tests {
         let d = get(&c, types::DEGRADED);
         assert_eq!((d.status, d.reason.as_str()), (true, "ExecutionFailed"));
         assert!(d.message.contains("TimeOut: took too long"));
+        assert!(get(&c, types::READY).status, "a failed run alone leaves the profile Ready");
     }
 
     #[test]
@@ -360,6 +387,7 @@ mod tests {
         let jobs = [js(PROVISIONING_TEMPLATE, "Active", "Active"), js(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
         let c = conditions(&spec(), &f, &jobs);
         assert_eq!(get(&c, types::DEGRADED).reason, "DuplicateJobs");
+        assert!(get(&c, types::READY).status);
     }
 
     #[test]

@@ -23,6 +23,16 @@ impl StatusWriter {
         Self { api, name, written: status.clone(), status, patches: 0 }
     }
 
+    /// Reads the status from the apiserver, replacing the working copy (which must hold no
+    /// unsaved change).
+    pub async fn refresh(&mut self) -> Result<(), kube::Error> {
+        if let Some(fresh) = self.api.get_opt(&self.name).await? {
+            self.status = fresh.status.unwrap_or_default();
+            self.written = self.status.clone();
+        }
+        Ok(())
+    }
+
     /// Writes the working copy if it changed since the last write. Called right after every Graph
     /// write, so a crash never loses an id.
     pub async fn save(&mut self) -> Result<(), kube::Error> {
