@@ -24,7 +24,7 @@
 --     SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
 --     WorkloadIdentityUnavailable            (src/reconcile/credentials.rs)
 --     CredentialsRejected, GraphUnauthorized, GraphForbidden, GraphRequestRejected,
---     AmbiguousServicePrincipal              (src/reconcile/apply.rs)
+--     AmbiguousServicePrincipal, ConfigurationClaimed (src/reconcile/apply.rs)
 --     CleanupBlocked                         (src/reconcile/cleanup.rs)
 --     Quarantined, ExecutionFailed, DuplicateJobs (src/reconcile/status.rs; normally caught by
 --                                            rule 5 through the Degraded condition already)
@@ -47,6 +47,7 @@ local USER_ACTION = {
   GraphForbidden = true,
   GraphRequestRejected = true,
   AmbiguousServicePrincipal = true,
+  ConfigurationClaimed = true,
   CleanupBlocked = true,
   Quarantined = true,
   ExecutionFailed = true,
