@@ -323,7 +323,9 @@ impl Tenant {
         let mut refreshed_token = false;
         let mut attempt = 0u32;
         loop {
-            if let Some(wait) = self.gate_wait() {
+            // Wait until the tenant's gate is open; another call's Retry-After may extend it
+            // while we sleep, so look again after each wait.
+            while let Some(wait) = self.gate_wait() {
                 if wait > inner.config.retry.max_inline_wait {
                     return Err(GraphError {
                         kind: ErrorKind::Throttled,
