@@ -30,10 +30,8 @@ pub struct Collection<T> {
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: String,
-    #[serde(default)]
     pub display_name: Option<String>,
     /// true: synced; false: previously synced; null: never synced.
-    #[serde(default)]
     pub on_premises_sync_enabled: Option<bool>,
 }
 
@@ -41,11 +39,8 @@ pub struct Organization {
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     pub id: String,
-    #[serde(default)]
     pub app_id: Option<String>,
-    #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
     pub application_template_id: Option<String>,
 }
 
@@ -53,11 +48,8 @@ pub struct Application {
 #[serde(rename_all = "camelCase")]
 pub struct ServicePrincipal {
     pub id: String,
-    #[serde(default)]
     pub app_id: Option<String>,
-    #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
     pub application_template_id: Option<String>,
 }
 
@@ -73,11 +65,8 @@ pub struct Instantiated {
 #[serde(rename_all = "camelCase")]
 pub struct SynchronizationJob {
     pub id: String,
-    #[serde(default)]
     pub template_id: Option<String>,
-    #[serde(default)]
     pub schedule: Option<Schedule>,
-    #[serde(default)]
     pub status: Option<SynchronizationStatus>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub synchronization_job_settings: Vec<KeyValue>,
@@ -110,7 +99,6 @@ pub struct Schedule {
     #[serde(default, deserialize_with = "iso_duration")]
     pub interval: Option<Duration>,
     /// Active, Disabled or Paused.
-    #[serde(default)]
     pub state: Option<String>,
 }
 
@@ -118,23 +106,16 @@ pub struct Schedule {
 #[serde(rename_all = "camelCase")]
 pub struct SynchronizationStatus {
     /// NotConfigured, NotRun, Active, Paused or Quarantine.
-    #[serde(default)]
     pub code: Option<String>,
-    #[serde(default)]
     pub count_successive_complete_failures: Option<i64>,
-    #[serde(default)]
     pub escrows_pruned: Option<bool>,
-    #[serde(default)]
     pub last_execution: Option<TaskExecution>,
-    #[serde(default)]
     pub last_successful_execution: Option<TaskExecution>,
-    #[serde(default)]
     pub quarantine: Option<Quarantine>,
     #[serde(default, deserialize_with = "graph_time")]
     pub steady_state_first_achieved_time: Option<Timestamp>,
     #[serde(default, deserialize_with = "graph_time")]
     pub steady_state_last_achieved_time: Option<Timestamp>,
-    #[serde(default)]
     pub troubleshooting_url: Option<String>,
 }
 
@@ -142,35 +123,27 @@ pub struct SynchronizationStatus {
 #[serde(rename_all = "camelCase")]
 pub struct TaskExecution {
     /// Succeeded, Failed or EntryLevelErrors.
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub error: Option<SynchronizationError>,
     #[serde(default, deserialize_with = "graph_time")]
     pub time_began: Option<Timestamp>,
     #[serde(default, deserialize_with = "graph_time")]
     pub time_ended: Option<Timestamp>,
-    #[serde(default)]
     pub count_exported: Option<i64>,
-    #[serde(default)]
     pub count_imported: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SynchronizationError {
-    #[serde(default)]
     pub code: Option<String>,
-    #[serde(default)]
     pub message: Option<String>,
-    #[serde(default)]
     pub tenant_actionable: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Quarantine {
-    #[serde(default)]
     pub reason: Option<String>,
     #[serde(default, deserialize_with = "graph_time")]
     pub current_began: Option<Timestamp>,
@@ -178,9 +151,7 @@ pub struct Quarantine {
     pub next_attempt: Option<Timestamp>,
     #[serde(default, deserialize_with = "graph_time")]
     pub series_began: Option<Timestamp>,
-    #[serde(default)]
     pub series_count: Option<i64>,
-    #[serde(default)]
     pub error: Option<SynchronizationError>,
 }
 
@@ -197,9 +168,7 @@ pub struct KeyValue {
 #[serde(rename_all = "camelCase")]
 pub struct SynchronizationTemplate {
     pub id: String,
-    #[serde(default)]
     pub factory_tag: Option<String>,
-    #[serde(default)]
     pub description: Option<String>,
 }
 
