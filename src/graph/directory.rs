@@ -95,6 +95,15 @@ impl Tenant {
         Ok(page.value.into_iter().next())
     }
 
+    /// Object id of the application behind a service principal found by lookup (adopted, or
+    /// created by an instantiate whose answer was lost), if Graph knows one.
+    pub async fn application_id_of(&self, sp: &ServicePrincipal) -> Result<Option<String>, GraphError> {
+        match sp.app_id.as_deref() {
+            Some(app_id) => Ok(self.find_application_by_app_id(app_id).await?.map(|a| a.id)),
+            None => Ok(None),
+        }
+    }
+
     pub async fn application(&self, id: &str) -> Result<Application, GraphError> {
         let call = Call::new("applications.get", Method::GET, &["applications", id])
             .query("$select", "id,appId,displayName,applicationTemplateId");

@@ -422,10 +422,7 @@ async fn adopt(run: &mut Run, graph: &Tenant, sp: &ServicePrincipal, ours: bool)
     if let Err(owner) = run.ctx.claim(&run.key(), keys) {
         return Ok(SpOutcome::Blocked(claimed_by(&owner, sp.display_name.as_deref().unwrap_or(&sp.id))));
     }
-    let application_id = match sp.app_id.as_deref() {
-        Some(app_id) => graph.find_application_by_app_id(app_id).await?.map(|a| a.id),
-        None => None,
-    };
+    let application_id = graph.application_id_of(sp).await?;
     let r = sp_ref(sp, application_id, !ours);
     run.writer.status.service_principal = Some(r.clone());
     run.writer.status.pending_instantiate = None;

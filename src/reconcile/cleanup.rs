@@ -120,10 +120,7 @@ async fn pending_configuration(
     let found = graph.find_cloud_sync_service_principals(&p.display_name).await?;
     match found.as_slice() {
         [one] => {
-            let application_id = match one.app_id.as_deref() {
-                Some(a) => graph.find_application_by_app_id(a).await?.map(|a| a.id),
-                None => None,
-            };
+            let application_id = graph.application_id_of(one).await?;
             Ok(Ok(Some(ServicePrincipalRef {
                 id: one.id.clone(),
                 app_id: one.app_id.clone(),
