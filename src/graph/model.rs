@@ -82,14 +82,88 @@ impl SynchronizationJob {
         }
     }
 
-    pub fn schedule_state(&self) -> Option<&str> {
-        self.schedule.as_ref().and_then(|s| s.state.as_deref())
+    pub fn schedule_state(&self) -> Option<&ScheduleState> {
+        self.schedule.as_ref().and_then(|s| s.state.as_ref())
     }
 
-    pub fn code(&self) -> Option<&str> {
-        self.status.as_ref().and_then(|s| s.code.as_deref())
+    pub fn code(&self) -> Option<&StatusCode> {
+        self.status.as_ref().and_then(|s| s.code.as_ref())
+    }
+
+    /// The schedule runs (state Active).
+    pub fn is_scheduled(&self) -> bool {
+        self.schedule_state() == Some(&ScheduleState::Active)
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.code() == Some(&StatusCode::Quarantine)
+    }
+
+    /// When the job's last execution began, if it ever ran.
+    pub fn last_run_began(&self) -> Option<Timestamp> {
+        self.status.as_ref()?.last_execution.as_ref()?.time_began
     }
 }
+
+/// Declares a Graph string enum that keeps values it does not know (the service adds members over
+/// time; an unknown one must not make a whole job list unreadable).
+macro_rules! graph_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+            /// A value this operator does not know yet, kept as sent.
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)+
+                    Self::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $(stringify!($variant) => Self::$variant,)+
+                    other => Self::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(Self::from(String::deserialize(d)?.as_str()))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+graph_enum!(
+    /// `synchronizationSchedule.state`.
+    ScheduleState { Active, Disabled, Paused }
+);
+
+graph_enum!(
+    /// `synchronizationStatus.code`.
+    StatusCode { NotConfigured, NotRun, Active, Paused, Quarantine }
+);
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -98,15 +172,13 @@ pub struct Schedule {
     pub expiration: Option<Timestamp>,
     #[serde(default, deserialize_with = "iso_duration")]
     pub interval: Option<Duration>,
-    /// Active, Disabled or Paused.
-    pub state: Option<String>,
+    pub state: Option<ScheduleState>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SynchronizationStatus {
-    /// NotConfigured, NotRun, Active, Paused or Quarantine.
-    pub code: Option<String>,
+    pub code: Option<StatusCode>,
     pub count_successive_complete_failures: Option<i64>,
     pub escrows_pruned: Option<bool>,
     pub last_execution: Option<TaskExecution>,
@@ -270,8 +342,8 @@ mod tests {
             }
         }"#;
         let job: SynchronizationJob = serde_json::from_str(json).unwrap();
-        assert_eq!(job.schedule_state(), Some("Disabled"));
-        assert_eq!(job.code(), Some("Paused"));
+        assert_eq!(job.schedule_state(), Some(&ScheduleState::Disabled));
+        assert_eq!(job.code(), Some(&StatusCode::Paused));
         let status = job.status.unwrap();
         assert_eq!(status.steady_state_last_achieved_time, None, "sentinel means never");
         assert_eq!(job.schedule.unwrap().interval, Some(Duration::from_secs(40 * 60)));
@@ -314,6 +386,17 @@ mod tests {
         assert_eq!(q.series_count, Some(1));
         assert_eq!(job.synchronization_job_settings.len(), 2);
         assert_eq!(job.synchronization_job_settings[1].key, "QuarantineTooManyDeletesThreshold");
+    }
+
+    #[test]
+    fn unknown_enum_members_are_kept_not_refused() {
+        let job: SynchronizationJob =
+            serde_json::from_str(r#"{"id":"j","schedule":{"state":"Hibernating"},"status":{"code":"Quarantine"}}"#)
+                .unwrap();
+        assert_eq!(job.schedule_state(), Some(&ScheduleState::Other("Hibernating".into())));
+        assert_eq!(job.schedule_state().map(ScheduleState::as_str), Some("Hibernating"));
+        assert!(job.is_quarantined() && !job.is_scheduled());
+        assert_eq!(serde_json::to_string(&StatusCode::NotRun).unwrap(), r#""NotRun""#);
     }
 
     #[test]
