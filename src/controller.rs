@@ -200,7 +200,12 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .await;
 }
 
-pub fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<Context, RunError> {
+pub fn context(
+    client: Client,
+    args: &RunArgs,
+    metrics: Arc<Metrics>,
+    is_leader: reconcile::IsLeader,
+) -> Result<Context, RunError> {
     let graph = GraphClient::with_observer(
         ClientConfig {
             overrides: Overrides { graph: args.graph_url.clone(), login: args.login_url.clone() },
@@ -220,7 +225,7 @@ pub fn context(client: Client, args: &RunArgs, metrics: Arc<Metrics>) -> Result<
         per_tenant_concurrency: args.tenant_concurrency.max(1),
         workload_identity: WorkloadIdentityConfig::from_env(args.allow_workload_identity),
     };
-    Ok(Context::new(client, graph, recorder, settings, metrics))
+    Ok(Context::new(client, graph, recorder, settings, metrics, is_leader))
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -298,10 +303,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     } else {
         Leadership::always()
     };
-    let mut ctx = context(client.clone(), &args, metrics)?;
     let leading = leadership.receiver();
-    ctx.is_leader = Arc::new(move || *leading.borrow());
-    let ctx = Arc::new(ctx);
+    let ctx = Arc::new(context(client.clone(), &args, metrics, Arc::new(move || *leading.borrow()))?);
     info!(
         graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
         namespaces = ?args.namespaces,

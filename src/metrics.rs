@@ -50,6 +50,7 @@ pub struct Metrics {
     graph_throttled: Family<OperationLabels, Counter>,
     retry_after_wait: Counter<f64>,
     profiles: Family<ReadyLabels, Gauge>,
+    step_task_failures: Family<OperationLabels, Counter>,
     ready_by_profile: Mutex<HashMap<String, &'static str>>,
 }
 
@@ -94,6 +95,12 @@ impl Metrics {
         );
         let profiles = Family::<ReadyLabels, Gauge>::default();
         registry.register("profiles", "CloudSyncProfiles by their Ready condition", profiles.clone());
+        let step_task_failures = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "step_task_failures",
+            "Spawned Graph calls whose task panicked or was cancelled (their outcome is unknown)",
+            step_task_failures.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -103,6 +110,7 @@ impl Metrics {
             graph_throttled,
             retry_after_wait,
             profiles,
+            step_task_failures,
             ready_by_profile: Mutex::default(),
         }
     }
@@ -110,6 +118,11 @@ impl Metrics {
     pub fn reconciled(&self, outcome: &str, elapsed: Duration) {
         self.reconciles.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
         self.reconcile_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A spawned Graph call ended without an outcome (panic or cancellation).
+    pub fn step_task_failed(&self, step: &'static str) {
+        self.step_task_failures.get_or_create(&OperationLabels { operation: step.to_string() }).inc();
     }
 
     /// Records a profile's Ready state (`None`: the profile is gone).
@@ -176,6 +189,7 @@ mod tests {
         m.profile_ready("ns/b", Some("true"));
         m.profile_ready("ns/c", Some("unknown"));
         m.profile_ready("ns/c", None);
+        m.step_task_failed("StartJob");
         let text = m.render();
         for line in [
             r#"cloudsync_reconciles_total{outcome="success"} 1"#,
@@ -189,6 +203,7 @@ mod tests {
             r#"cloudsync_profiles{ready="true"} 2"#,
             r#"cloudsync_profiles{ready="false"} 0"#,
             r#"cloudsync_profiles{ready="unknown"} 0"#,
+            r#"cloudsync_step_task_failures_total{operation="StartJob"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

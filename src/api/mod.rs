@@ -10,7 +10,7 @@ pub use spec::{
 };
 pub use status::{
     CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingInstantiate, PendingJobCreate,
-    ServicePrincipalRef,
+    PendingRestart, ServicePrincipalRef,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

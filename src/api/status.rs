@@ -125,6 +125,11 @@ pub struct JobStatus {
     /// The restart.requestId last carried out on this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restart_request_id: Option<String>,
+    /// A restart sent (or about to be sent) whose outcome is not confirmed yet. Written right
+    /// before the call and cleared from its answer; a pass that finds it checks whether the job ran
+    /// since, and sends the restart again if not: a repeated restart is harmless, a lost one is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart: Option<PendingRestart>,
     /// The quarantine series (its start time) the operator already started this job for: a
     /// quarantined job gets one start per series, never a start loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +141,16 @@ pub struct JobStatus {
     /// a start is not started again until Graph has had time to show it running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_start_time: Option<String>,
+}
+
+/// A restart whose outcome is not known yet.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRestart {
+    /// The restart.requestId being carried out.
+    pub request_id: String,
+    /// When the call was made (RFC 3339).
+    pub since: String,
 }
 
 /// A synchronization task execution.

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use secrecy::SecretString;
 
-use super::status::Problem;
+use super::reason::Problem;
 use crate::api::Credentials;
 use crate::graph::Credential;
 
@@ -46,18 +46,11 @@ pub fn from_secret_data(
 ) -> Result<Credential, Problem> {
     let read = |key: &str| -> Result<String, Problem> {
         let bytes = data.and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
-        let text = std::str::from_utf8(bytes).map_err(|_| {
-            Problem::new("SecretInvalid", format!("Secret {namespace}/{name}: key {key} is not UTF-8 text"))
-        })?;
+        let text = std::str::from_utf8(bytes).map_err(|_| Problem::secret_not_text(namespace, name, key))?;
         // `kubectl create secret --from-file` keeps the file's trailing newline.
         let text = text.trim();
         if text.is_empty() {
-            return Err(Problem::new(
-                "SecretInvalid",
-                format!(
-                    "Secret {namespace}/{name} has no {key}: it needs the keys {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}"
-                ),
-            ));
+            return Err(Problem::secret_lacks(namespace, name, key));
         }
         Ok(text.to_string())
     };
@@ -76,44 +69,23 @@ pub async fn resolve(
 ) -> Result<Result<Credential, Problem>, kube::Error> {
     if let Some(r) = &credentials.secret_ref {
         return Ok(match secrets.get_opt(&r.name).await? {
-            None => Err(Problem::new(
-                "SecretNotFound",
-                format!(
-                    "Secret {namespace}/{} not found: create it with the keys {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY} of an app registration that has the Graph permissions Application.ReadWrite.OwnedBy and Synchronization.ReadWrite.All",
-                    r.name
-                ),
-            )),
+            None => Err(Problem::secret_not_found(namespace, &r.name)),
             Some(s) => from_secret_data(namespace, &r.name, s.data.as_ref()),
         });
     }
     let Some(w) = &credentials.workload_identity else {
-        return Ok(Err(Problem::new(
-            "NoCredentials",
-            "set spec.credentials.secretRef or spec.credentials.workloadIdentity",
-        )));
+        return Ok(Err(Problem::no_credentials()));
     };
     Ok(federated(w.client_id.as_deref(), wi))
 }
 
 fn federated(client_id: Option<&str>, wi: &WorkloadIdentityConfig) -> Result<Credential, Problem> {
     if !wi.allowed {
-        return Err(Problem::new(
-            "WorkloadIdentityNotAllowed",
-            "this operator does not let profiles use its workload identity (it runs without --allow-workload-identity): use credentials.secretRef, or ask the operator's administrator",
-        ));
+        return Err(Problem::workload_identity_not_allowed());
     }
-    let token_file = wi.token_file.clone().ok_or_else(|| {
-        Problem::new(
-            "WorkloadIdentityUnavailable",
-            "the operator pod has no federated token (AZURE_FEDERATED_TOKEN_FILE is not set): label the pod azure.workload.identity/use=true and annotate its ServiceAccount with azure.workload.identity/client-id",
-        )
-    })?;
-    let client_id = client_id.map(str::to_string).or_else(|| wi.client_id.clone()).ok_or_else(|| {
-        Problem::new(
-            "WorkloadIdentityUnavailable",
-            "no client id: set spec.credentials.workloadIdentity.clientId or the operator's AZURE_CLIENT_ID",
-        )
-    })?;
+    let token_file = wi.token_file.clone().ok_or_else(Problem::no_federated_token)?;
+    let client_id =
+        client_id.map(str::to_string).or_else(|| wi.client_id.clone()).ok_or_else(Problem::no_workload_client_id)?;
     Ok(Credential::Federated { client_id, token_file })
 }
 
@@ -136,7 +108,7 @@ mod tests {
     #[test]
     fn missing_or_empty_keys_say_which() {
         let e = from_secret_data("ns", "creds", Some(&data(&[("clientId", b"abc")]))).unwrap_err();
-        assert_eq!(e.reason, "SecretInvalid");
+        assert_eq!(e.reason, super::super::reason::Reason::SecretInvalid);
         assert!(e.message.contains("ns/creds has no clientSecret"), "{}", e.message);
         let e = from_secret_data("ns", "creds", None).unwrap_err();
         assert!(e.message.contains("has no clientId"));
@@ -151,9 +123,9 @@ mod tests {
     #[test]
     fn workload_identity_needs_permission_a_token_file_and_a_client_id() {
         let mut wi = WorkloadIdentityConfig::default();
-        assert_eq!(federated(None, &wi).unwrap_err().reason, "WorkloadIdentityNotAllowed");
+        assert_eq!(federated(None, &wi).unwrap_err().reason, super::super::reason::Reason::WorkloadIdentityNotAllowed);
         wi.allowed = true;
-        assert_eq!(federated(None, &wi).unwrap_err().reason, "WorkloadIdentityUnavailable");
+        assert_eq!(federated(None, &wi).unwrap_err().reason, super::super::reason::Reason::WorkloadIdentityUnavailable);
         wi.token_file = Some("/var/run/secrets/azure/tokens/azure-identity-token".into());
         assert!(federated(None, &wi).unwrap_err().message.contains("no client id"));
         wi.client_id = Some("pod-client".into());

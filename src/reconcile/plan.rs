@@ -1,5 +1,6 @@
-//! Pure planning: from the spec, what Graph showed, and what status remembers, decide which Graph
-//! writes to make. No I/O here, so every rule of design.md §4 is unit-tested below.
+//! Pure planning: from the spec, what this pass observed, what status remembers and the time,
+//! decide what happens next: a read, a wave of steps, a wait, a problem for a person, or nothing.
+//! No I/O here, so every rule of design.md §4 is unit-tested below and in `rules.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,11 +9,261 @@ use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::observe::{Jobs, Observed, Read};
+use super::reason::Problem;
+use super::step::{Step, describe_sp};
 use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobStatus, PendingInstantiate};
-use crate::graph::json_secret;
 use crate::graph::model::{
-    KeyValue, PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, ServicePrincipal, SynchronizationJob,
+    KeyValue, PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, ServicePrincipal, StatusCode, SynchronizationJob,
 };
+use crate::graph::{ErrorKind, GraphError, Source, json_secret};
+
+/// A profile still converging is looked at again this soon.
+pub const CONVERGING_REQUEUE: Duration = Duration::from_secs(10);
+
+/// Which condition a problem belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Credentials,
+    ServicePrincipal,
+    Jobs,
+}
+
+/// What happens next in a pass.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    Read(Read),
+    /// Writes to send together; each is independent of the others.
+    Wave(Vec<Step>),
+    /// Progress that ends by itself: look again after `recheck`.
+    Wait {
+        slot: Slot,
+        problem: Problem,
+        recheck: Duration,
+    },
+    /// A temporary state to retry with the controller's backoff.
+    Retry(String),
+    /// Only a person can fix it.
+    Blocked {
+        slot: Slot,
+        problem: Problem,
+    },
+    /// Nothing left to do; `jobs_pending` while recorded or created jobs are not listed yet.
+    Converged {
+        jobs_pending: bool,
+    },
+}
+
+impl Plan {
+    fn blocked(slot: Slot, problem: Problem) -> Self {
+        Plan::Blocked { slot, problem }
+    }
+}
+
+/// Replication lag right after a creation looks like 404, 403 or 401.
+pub fn lagging(e: &GraphError) -> bool {
+    e.source == Source::Graph && matches!(e.kind, ErrorKind::NotFound | ErrorKind::Forbidden | ErrorKind::Unauthorized)
+}
+
+/// Graph may still lag behind the recorded service principal (created or found moments ago).
+pub fn eventual(status: &CloudSyncProfileStatus, now: Timestamp) -> bool {
+    status.service_principal.as_ref().is_some_and(|sp| within_replication_grace(sp.recorded_at.as_deref(), now))
+}
+
+/// The next thing to do for a profile whose credentials gave a token. Before the first
+/// non-idempotent write of a pass, status is re-read from the apiserver: a watch cache behind the
+/// operator's own last status write must not make it create or start something again.
+pub fn plan(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Plan {
+    match next(spec, status, seen, now) {
+        Plan::Wave(steps) if !seen.refreshed && steps.iter().any(Step::needs_intent) => Plan::Read(Read::Status),
+        p => p,
+    }
+}
+
+fn next(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Plan {
+    if let Some(owner) = &seen.claimed_by {
+        return Plan::blocked(Slot::ServicePrincipal, Problem::claimed_by(owner, spec.effective_display_name()));
+    }
+    if let Some(p) = tenant_flag(spec, status, seen) {
+        return p;
+    }
+    let Some(sp) = &status.service_principal else { return service_principal(spec, status, seen, now) };
+    let eventual = eventual(status, now);
+    match &seen.jobs {
+        None => Plan::Read(Read::Jobs { service_principal: sp.id.clone(), eventual, confirm: true }),
+        Some(Jobs::Failed(e)) if eventual && lagging(e) => {
+            Plan::Retry(format!("{} is not usable in Graph yet (replication): {}", sp.id, e.summary()))
+        }
+        Some(Jobs::Failed(e)) => Plan::blocked(Slot::ServicePrincipal, Problem::graph(e)),
+        Some(Jobs::Unlisted) => Plan::blocked(Slot::Jobs, Problem::jobs_unlisted(&describe_sp(sp))),
+        Some(Jobs::Gone) => Plan::Wave(vec![Step::ForgetServicePrincipal { id: sp.id.clone() }]),
+        Some(Jobs::Listed(listed)) => jobs(spec, status, listed, seen.jobs_stale, now),
+    }
+}
+
+/// Turns the flag on once; if Graph never shows it on (the property is not documented as
+/// writable), the configuration goes ahead and later passes only read it.
+fn tenant_flag(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Observed) -> Option<Plan> {
+    if !spec.tenant_sync_flag() || status.tenant_sync_enabled == Some(true) {
+        return None;
+    }
+    let Some(org) = &seen.organization else { return Some(Plan::Read(Read::Organization)) };
+    let unset = org.on_premises_sync_enabled != Some(true) && status.tenant_sync_enabled.is_none();
+    unset.then(|| Plan::Wave(vec![Step::EnableTenantFlag { organization: org.id.clone() }]))
+}
+
+/// Status records no service principal: look it up (under the name an unfinished instantiate
+/// used, whatever the spec says now), then adopt, refuse, wait or instantiate.
+fn service_principal(
+    spec: &CloudSyncProfileSpec,
+    status: &CloudSyncProfileStatus,
+    seen: &Observed,
+    now: Timestamp,
+) -> Plan {
+    let pending = status.pending_instantiate.as_ref();
+    let name = pending.map_or_else(|| spec.effective_display_name().to_string(), |p| p.display_name.clone());
+    if !seen.refreshed {
+        return Plan::Read(Read::Status);
+    }
+    let Some(lookup) = seen.lookup.as_ref().filter(|l| l.name == name) else {
+        return Plan::Read(Read::Lookup { name });
+    };
+    match decide_service_principal(&lookup.found, pending, now) {
+        ServicePrincipalDecision::Adopt(sp) => Plan::Wave(vec![Step::Adopt {
+            service_principal: sp,
+            application_id: lookup.application_id.clone(),
+            ours: pending.is_some(),
+        }]),
+        ServicePrincipalDecision::Ambiguous(ids) => {
+            Plan::blocked(Slot::ServicePrincipal, Problem::ambiguous(&name, &ids))
+        }
+        ServicePrincipalDecision::AwaitPending { remaining } => Plan::Wait {
+            slot: Slot::ServicePrincipal,
+            problem: Problem::instantiate_pending(
+                &name,
+                pending.map_or("an earlier pass", |p| p.since.as_str()),
+                INSTANTIATE_GRACE.as_secs() / 60,
+            ),
+            recheck: remaining.min(CONVERGING_REQUEUE),
+        },
+        ServicePrincipalDecision::Instantiate => Plan::Wave(vec![Step::Instantiate { display_name: name }]),
+    }
+}
+
+/// Jobs and secrets first (one wave), then runs (another); after runs, a fresh list.
+fn jobs(
+    spec: &CloudSyncProfileSpec,
+    status: &CloudSyncProfileStatus,
+    listed: &[SynchronizationJob],
+    stale: bool,
+    now: Timestamp,
+) -> Plan {
+    if let (true, Some(sp)) = (stale, &status.service_principal) {
+        return Plan::Read(Read::Jobs {
+            service_principal: sp.id.clone(),
+            eventual: eventual(status, now),
+            confirm: false,
+        });
+    }
+    let job_plan = plan_jobs(spec, listed, status, now);
+    let restart_done = spec.restart.as_ref().map(|r| r.request_id.clone());
+    let mut wave: Vec<Step> =
+        job_plan.create.iter().map(|t| Step::CreateJob { template: t, restart_done: restart_done.clone() }).collect();
+    wave.extend(
+        job_plan.delete.iter().map(|id| Step::DeleteJob { id: id.clone(), template: PASSWORD_HASH_TEMPLATE.into() }),
+    );
+    let (secrets, hash) = desired_secrets(spec);
+    if status.secrets_hash.as_deref() != Some(hash.as_str()) {
+        wave.push(Step::PutSecrets { secrets, hash });
+    }
+    if wave.is_empty() {
+        wave = plan_runs(spec, &job_plan.current, status, now);
+    }
+    if wave.is_empty() { Plan::Converged { jobs_pending: !job_plan.waiting.is_empty() } } else { Plan::Wave(wave) }
+}
+
+/// Why deleting a profile leaves Graph as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// `deletionPolicy: Orphan`; the service principal, if one was recorded.
+    Orphan(Option<String>),
+    /// The profile adopted a configuration it did not create.
+    Adopted(String),
+    /// Nothing was ever created (or it is gone already).
+    NothingCreated,
+}
+
+pub fn keep_in_graph(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus) -> Option<Keep> {
+    let sp = status.service_principal.as_ref();
+    if spec.deletion_policy() == crate::api::DeletionPolicy::Orphan {
+        return Some(Keep::Orphan(sp.map(|s| s.id.clone())));
+    }
+    if let Some(sp) = sp.filter(|s| s.adopted == Some(true)) {
+        return Some(Keep::Adopted(sp.id.clone()));
+    }
+    (sp.is_none() && status.pending_instantiate.is_none()).then_some(Keep::NothingCreated)
+}
+
+/// Deleting a profile with `deletionPolicy: Delete`: the jobs first (deleting a job stops it),
+/// then the application (which takes its service principal along), then the service principal
+/// in case the application is unknown or already gone. Everything tolerates "already gone".
+pub fn cleanup(status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Plan {
+    let Some(sp) = &status.service_principal else { return pending_configuration(status, seen, now) };
+    match &seen.jobs {
+        None => Plan::Read(Read::Jobs { service_principal: sp.id.clone(), eventual: false, confirm: false }),
+        Some(Jobs::Listed(jobs)) if !jobs.is_empty() => Plan::Wave(
+            jobs.iter().map(|j| Step::DeleteJob { id: j.id.clone(), template: j.template().to_string() }).collect(),
+        ),
+        Some(Jobs::Failed(e)) => Plan::blocked(Slot::ServicePrincipal, Problem::graph(e)),
+        _ => match &sp.application_id {
+            Some(app) => Plan::Wave(vec![Step::DeleteApplication { id: app.clone() }]),
+            None => Plan::Wave(vec![Step::DeleteServicePrincipal { id: sp.id.clone() }]),
+        },
+    }
+}
+
+/// The configuration an instantiate whose answer was lost may have created: if the lookup finds
+/// it, it is ours (before that instantiate the lookup found none under that name).
+fn pending_configuration(status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Plan {
+    let Some(p) = &status.pending_instantiate else { return Plan::Converged { jobs_pending: false } };
+    let Some(lookup) = seen.lookup.as_ref().filter(|l| l.name == p.display_name) else {
+        return Plan::Read(Read::Lookup { name: p.display_name.clone() });
+    };
+    match lookup.found.as_slice() {
+        [one] => Plan::Wave(vec![Step::Adopt {
+            service_principal: one.clone(),
+            application_id: lookup.application_id.clone(),
+            ours: true,
+        }]),
+        [] if within(Some(&p.since), now, INSTANTIATE_GRACE) => Plan::Retry(format!(
+            "an instantiate of {:?} may have created the configuration; waiting for Graph to list it before deleting",
+            p.display_name
+        )),
+        [] => Plan::Converged { jobs_pending: false },
+        many => {
+            let ids: Vec<String> = many.iter().map(|s| s.id.clone()).collect();
+            Plan::blocked(Slot::ServicePrincipal, Problem::ambiguous_cleanup(&p.display_name, &ids))
+        }
+    }
+}
+
+/// Names under which a profile holds a configuration: its display name, the recorded service
+/// principal's id and name, an unfinished instantiate's name, and a configuration about to be adopted.
+pub fn claim_keys(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Observed) -> Vec<String> {
+    let tenant = spec.tenant_id.to_ascii_lowercase();
+    let name = |n: &str| format!("{tenant}/name/{}", n.to_lowercase());
+    let id = |i: &str| format!("{tenant}/sp/{}", i.to_ascii_lowercase());
+    let mut keys = vec![name(spec.effective_display_name())];
+    if let Some(sp) = &status.service_principal {
+        keys.push(id(&sp.id));
+        keys.extend(sp.display_name.as_deref().map(name));
+    }
+    keys.extend(status.pending_instantiate.as_ref().map(|p| name(&p.display_name)));
+    if let Some([one]) = seen.lookup.as_ref().map(|l| l.found.as_slice()) {
+        keys.push(id(&one.id));
+    }
+    keys
+}
 
 /// How long an instantiate whose outcome is unknown (404-but-created, or a crash before its
 /// answer was recorded) blocks a second instantiate while lookups cannot see its objects yet.
@@ -176,14 +427,6 @@ pub fn desired_secrets(spec: &CloudSyncProfileSpec) -> (Vec<KeyValue>, String) {
     (secrets, format!("sha256:{}", hex::encode(h.finalize())))
 }
 
-/// A run-state change for one job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunAction {
-    Start,
-    Pause,
-    Restart { scope: String, request_id: String },
-}
-
 /// Quarantine reasons the operator never clears by itself: too many deletes waits for a person
 /// (a restart with ForceDeletes, after checking the deletes are intended).
 const HOLD_QUARANTINE: &[&str] = &["TooManyDeletes"];
@@ -192,67 +435,86 @@ const HOLD_QUARANTINE: &[&str] = &["TooManyDeletes"];
 /// A quarantine without times is one series of its own.
 pub fn quarantine_series(job: &SynchronizationJob) -> Option<String> {
     let status = job.status.as_ref()?;
-    if status.code.as_deref() != Some("Quarantine") && status.quarantine.is_none() {
+    if !job.is_quarantined() && status.quarantine.is_none() {
         return None;
     }
     let began = status.quarantine.as_ref().and_then(|q| q.series_began.or(q.current_began));
     Some(began.map_or_else(|| "unknown".to_string(), |t| t.to_string()))
 }
 
-/// Start, pause or restart per job. `created` are the templates whose job this reconcile created:
-/// a fresh job has nothing to reset, so a pending restart request counts as done for it.
+/// Start, pause or restart per job.
 pub fn plan_runs(
     spec: &CloudSyncProfileSpec,
     current: &BTreeMap<&'static str, SynchronizationJob>,
     status: &CloudSyncProfileStatus,
-    created: &[&'static str],
     now: Timestamp,
-) -> Vec<(&'static str, RunAction)> {
-    let mut actions = Vec::new();
+) -> Vec<Step> {
+    let mut steps = Vec::new();
     for (template, job) in current {
-        let recorded = status.jobs.iter().find(|j| j.template_id == *template);
-        let scheduled = job.schedule_state() == Some("Active");
-        let code = job.code();
+        let (template, id) = (*template, job.id.clone());
+        let recorded = status.jobs.iter().find(|j| j.template_id == template);
         if spec.suspended() {
-            if scheduled || code == Some("Active") {
-                actions.push((*template, RunAction::Pause));
+            if job.is_scheduled() || job.code() == Some(&StatusCode::Active) {
+                steps.push(Step::Pause { template, job: id });
             }
             continue;
         }
         if let Some(r) = &spec.restart
             && recorded.and_then(|j| j.last_restart_request_id.as_deref()) != Some(r.request_id.as_str())
-            && !created.contains(template)
         {
             // Restart also starts the job, so it replaces a start.
-            actions.push((
-                *template,
-                RunAction::Restart { scope: r.effective_reset_scope().to_string(), request_id: r.request_id.clone() },
-            ));
+            steps.push(restart(template, job, recorded, r));
             continue;
         }
-        let quarantined = code == Some("Quarantine");
-        let start = if quarantined {
-            let reason = job.status.as_ref().and_then(|s| s.quarantine.as_ref()).and_then(|q| q.reason.as_deref());
-            let held = reason.is_some_and(|r| HOLD_QUARANTINE.contains(&r));
-            let series = quarantine_series(job);
-            let already =
-                series.is_some() && recorded.and_then(|j| j.quarantine_series_started.as_ref()) == series.as_ref();
-            !held && !already
-        } else {
-            let just_started = within(recorded.and_then(|j| j.last_start_time.as_deref()), now, START_GRACE);
-            (!scheduled || code == Some("Paused")) && !just_started
-        };
-        if start {
-            actions.push((*template, RunAction::Start));
+        if should_start(job, recorded, now) {
+            steps.push(Step::Start { template, job: id, series: quarantine_series(job) });
         }
     }
-    actions
+    steps
+}
+
+/// A restart for the request, or, when one was sent but not confirmed and the job has run since,
+/// its confirmation. Without that evidence it is sent again: a repeated restart is harmless, a
+/// lost one is not.
+fn restart(
+    template: &'static str,
+    job: &SynchronizationJob,
+    recorded: Option<&JobStatus>,
+    request: &crate::api::RestartRequest,
+) -> Step {
+    let sent = recorded.and_then(|j| j.pending_restart.as_ref()).filter(|p| p.request_id == request.request_id);
+    let since = sent.and_then(|p| p.since.parse::<Timestamp>().ok());
+    if let (Some(since), Some(began)) = (since, job.last_run_began())
+        && began >= since
+    {
+        return Step::ConfirmRestart { template, request_id: request.request_id.clone() };
+    }
+    Step::Restart {
+        template,
+        job: job.id.clone(),
+        scope: request.effective_reset_scope().to_string(),
+        request_id: request.request_id.clone(),
+    }
+}
+
+fn should_start(job: &SynchronizationJob, recorded: Option<&JobStatus>, now: Timestamp) -> bool {
+    if job.is_quarantined() {
+        let reason = job.status.as_ref().and_then(|s| s.quarantine.as_ref()).and_then(|q| q.reason.as_deref());
+        let held = reason.is_some_and(|r| HOLD_QUARANTINE.contains(&r));
+        let series = quarantine_series(job);
+        let already =
+            series.is_some() && recorded.and_then(|j| j.quarantine_series_started.as_ref()) == series.as_ref();
+        return !held && !already;
+    }
+    let just_started = within(recorded.and_then(|j| j.last_start_time.as_deref()), now, START_GRACE);
+    (!job.is_scheduled() || job.code() == Some(&StatusCode::Paused)) && !just_started
 }
 
 /// Status bookkeeping carried from one job status to the next.
 pub fn carry_bookkeeping(previous: Option<&JobStatus>, next: &mut JobStatus) {
     if let Some(p) = previous {
         next.last_restart_request_id.clone_from(&p.last_restart_request_id);
+        next.pending_restart.clone_from(&p.pending_restart);
         next.quarantine_series_started.clone_from(&p.quarantine_series_started);
         next.recorded_at.clone_from(&p.recorded_at);
         // The start time only guards the moments between a start and Graph showing the job
@@ -411,6 +673,23 @@ mod tests {
         assert_ne!(h2, hash);
     }
 
+    /// (template, step name) of each run step.
+    fn runs(steps: Vec<Step>) -> Vec<(&'static str, &'static str)> {
+        steps
+            .into_iter()
+            .map(|s| {
+                let t = match &s {
+                    Step::Start { template, .. } | Step::Pause { template, .. } | Step::Restart { template, .. } => {
+                        *template
+                    }
+                    Step::ConfirmRestart { template, .. } => *template,
+                    other => panic!("not a run step: {other:?}"),
+                };
+                (t, s.name())
+            })
+            .collect()
+    }
+
     fn current(jobs: Vec<SynchronizationJob>) -> BTreeMap<&'static str, SynchronizationJob> {
         jobs.into_iter()
             .map(|j| {
@@ -428,14 +707,14 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
         ]);
         assert_eq!(
-            plan_runs(&s, &new, &st, &[], now()),
-            [(PASSWORD_HASH_TEMPLATE, RunAction::Start), (PROVISIONING_TEMPLATE, RunAction::Start)]
+            runs(plan_runs(&s, &new, &st, now())),
+            [(PASSWORD_HASH_TEMPLATE, "StartJob"), (PROVISIONING_TEMPLATE, "StartJob")]
         );
         let running = current(vec![
             job(PROVISIONING_TEMPLATE, "p", "Active", "Active"),
             job(PASSWORD_HASH_TEMPLATE, "h", "Active", "NotRun"),
         ]);
-        assert!(plan_runs(&s, &running, &st, &[], now()).is_empty(), "never start a running job");
+        assert!(plan_runs(&s, &running, &st, now()).is_empty(), "never start a running job");
     }
 
     #[test]
@@ -444,19 +723,28 @@ mod tests {
         let q =
             current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-26T10:00:00Z")]);
         let mut st = CloudSyncProfileStatus::default();
-        assert_eq!(plan_runs(&s, &q, &st, &[], now()), [(PROVISIONING_TEMPLATE, RunAction::Start)]);
+        let steps = plan_runs(&s, &q, &st, now());
+        assert_eq!(
+            steps,
+            [Step::Start {
+                template: PROVISIONING_TEMPLATE,
+                job: "AD2AADProvisioning.q".into(),
+                series: Some("2026-11-26T10:00:00Z".into())
+            }],
+            "the start names the series it answers"
+        );
         st.jobs.push(JobStatus {
             template_id: PROVISIONING_TEMPLATE.into(),
             id: "p".into(),
             quarantine_series_started: Some("2026-11-26T10:00:00Z".into()),
             ..Default::default()
         });
-        assert!(plan_runs(&s, &q, &st, &[], now()).is_empty(), "same series: already started once");
+        assert!(plan_runs(&s, &q, &st, now()).is_empty(), "same series: already started once");
         let next =
             current(vec![quarantined(PROVISIONING_TEMPLATE, "EncounteredQuarantineException", "2026-11-27T10:00:00Z")]);
-        assert_eq!(plan_runs(&s, &next, &st, &[], now()).len(), 1, "a new series gets one start");
+        assert_eq!(plan_runs(&s, &next, &st, now()).len(), 1, "a new series gets one start");
         let deletes = current(vec![quarantined(PROVISIONING_TEMPLATE, "TooManyDeletes", "2026-11-28T10:00:00Z")]);
-        assert!(plan_runs(&s, &deletes, &st, &[], now()).is_empty());
+        assert!(plan_runs(&s, &deletes, &st, now()).is_empty());
     }
 
     #[test]
@@ -468,8 +756,8 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
         ]);
         assert_eq!(
-            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[], now()),
-            [(PROVISIONING_TEMPLATE, RunAction::Pause)]
+            runs(plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), now())),
+            [(PROVISIONING_TEMPLATE, "PauseJob")]
         );
     }
 
@@ -482,10 +770,22 @@ mod tests {
             job(PASSWORD_HASH_TEMPLATE, "h", "Paused", "Paused"),
         ]);
         let mut st = CloudSyncProfileStatus::default();
-        let restart = RunAction::Restart { scope: "Full".into(), request_id: "r1".into() };
         assert_eq!(
-            plan_runs(&s, &jobs, &st, &[], now()),
-            [(PASSWORD_HASH_TEMPLATE, restart.clone()), (PROVISIONING_TEMPLATE, restart)]
+            plan_runs(&s, &jobs, &st, now()),
+            [
+                Step::Restart {
+                    template: PASSWORD_HASH_TEMPLATE,
+                    job: "h".into(),
+                    scope: "Full".into(),
+                    request_id: "r1".into()
+                },
+                Step::Restart {
+                    template: PROVISIONING_TEMPLATE,
+                    job: "p".into(),
+                    scope: "Full".into(),
+                    request_id: "r1".into()
+                }
+            ]
         );
         // The provisioning job's restart was recorded before a crash: only the other remains.
         st.jobs.push(JobStatus {
@@ -494,25 +794,18 @@ mod tests {
             last_restart_request_id: Some("r1".into()),
             ..Default::default()
         });
-        let plan = plan_runs(&s, &jobs, &st, &[], now());
-        assert_eq!(plan.len(), 1);
-        assert_eq!(plan[0].0, PASSWORD_HASH_TEMPLATE);
+        assert_eq!(runs(plan_runs(&s, &jobs, &st, now())), [(PASSWORD_HASH_TEMPLATE, "RestartJob")]);
     }
 
     #[test]
-    fn a_restart_request_is_not_run_on_jobs_created_just_now_nor_while_suspended() {
+    fn a_restart_request_is_not_run_while_suspended() {
         let mut s = spec();
         s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
-        let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Disabled", "NotRun")]);
-        assert_eq!(
-            plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[PROVISIONING_TEMPLATE], now()),
-            [(PROVISIONING_TEMPLATE, RunAction::Start)]
-        );
         s.suspend = Some(true);
         let running = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
         assert_eq!(
-            plan_runs(&s, &running, &CloudSyncProfileStatus::default(), &[], now()),
-            [(PROVISIONING_TEMPLATE, RunAction::Pause)]
+            runs(plan_runs(&s, &running, &CloudSyncProfileStatus::default(), now())),
+            [(PROVISIONING_TEMPLATE, "PauseJob")]
         );
     }
 
@@ -521,10 +814,10 @@ mod tests {
         let mut s = spec();
         s.restart = Some(RestartRequest { request_id: "r1".into(), reset_scope: None });
         let jobs = current(vec![job(PROVISIONING_TEMPLATE, "p", "Active", "Active")]);
-        let plan = plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), &[], now());
-        assert_eq!(
-            plan[0].1,
-            RunAction::Restart { scope: "Watermark, Escrows, QuarantineState".into(), request_id: "r1".into() }
+        let plan = plan_runs(&s, &jobs, &CloudSyncProfileStatus::default(), now());
+        assert!(
+            matches!(&plan[0], Step::Restart { scope, .. } if scope == "Watermark, Escrows, QuarantineState"),
+            "{plan:?}"
         );
     }
 
@@ -579,8 +872,8 @@ mod tests {
             last_start_time: Some("2026-11-26T11:59:30Z".into()),
             ..Default::default()
         });
-        assert!(plan_runs(&s, &stopped, &st, &[], now()).is_empty(), "Graph may not show it running yet");
-        assert_eq!(plan_runs(&s, &stopped, &st, &[], ts("2026-11-26T12:10:00Z")).len(), 1, "still stopped much later");
+        assert!(plan_runs(&s, &stopped, &st, now()).is_empty(), "Graph may not show it running yet");
+        assert_eq!(plan_runs(&s, &stopped, &st, ts("2026-11-26T12:10:00Z")).len(), 1, "still stopped much later");
     }
 
     #[test]
@@ -592,13 +885,13 @@ mod tests {
         assert_eq!(quarantine_series(&q).as_deref(), Some("unknown"));
         let jobs = current(vec![q]);
         let mut st = CloudSyncProfileStatus::default();
-        assert_eq!(plan_runs(&s, &jobs, &st, &[], now()).len(), 1);
+        assert_eq!(plan_runs(&s, &jobs, &st, now()).len(), 1);
         st.jobs.push(JobStatus {
             template_id: PROVISIONING_TEMPLATE.into(),
             id: "p".into(),
             quarantine_series_started: Some("unknown".into()),
             ..Default::default()
         });
-        assert!(plan_runs(&s, &jobs, &st, &[], now()).is_empty());
+        assert!(plan_runs(&s, &jobs, &st, now()).is_empty());
     }
 }

@@ -1,36 +1,16 @@
 //! Pure status computation: job status copied from Graph, and the conditions. Conditions only
 //! change when something about the profile changed, so writing them is never a loop.
 
+use jiff::Timestamp;
+
+use super::observe::{Jobs, Observed};
+use super::plan::{self, Plan, Slot, carry_bookkeeping};
+pub use super::reason::Problem;
+use super::reason::Reason;
+use super::step::describe_sp;
 use crate::api::conditions::{Desired, types};
-use crate::api::{CloudSyncProfileSpec, JobError, JobExecution, JobQuarantine, JobStatus};
-use crate::graph::model::{SynchronizationError, SynchronizationJob};
-
-use super::plan::carry_bookkeeping;
-
-/// Reasons that only mean "in progress": no Warning Event for them.
-pub const PROGRESS_REASONS: &[&str] = &[
-    "Creating",
-    "WaitingForCredentials",
-    "InstantiatePending",
-    "JobsMissing",
-    "NotRunning",
-    "NoServicePrincipal",
-    "Suspended",
-    "Retrying",
-];
-
-/// A check that failed, as a condition reason (CamelCase) and a message for the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus};
+use crate::graph::model::{ScheduleState, StatusCode, SynchronizationError, SynchronizationJob};
 
 /// What one reconcile pass established.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,8 +49,8 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
     let mut out = JobStatus {
         template_id: job.template().to_string(),
         id: job.id.clone(),
-        schedule_state: job.schedule_state().map(str::to_string),
-        code: job.code().map(str::to_string),
+        schedule_state: job.schedule_state().map(|s| s.as_str().to_string()),
+        code: job.code().map(|c| c.as_str().to_string()),
         last_execution: status.and_then(|s| s.last_execution.as_ref()).map(|e| JobExecution {
             state: e.state.clone(),
             time_began: e.time_began.map(|t| t.to_string()),
@@ -91,16 +71,20 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
     out
 }
 
+fn code(j: &JobStatus) -> Option<StatusCode> {
+    j.code.as_deref().map(StatusCode::from)
+}
+
 fn running(j: &JobStatus) -> bool {
-    j.schedule_state.as_deref() == Some("Active")
-        && !matches!(j.code.as_deref(), Some("Paused" | "Quarantine" | "NotConfigured"))
+    j.schedule_state.as_deref().map(ScheduleState::from) == Some(ScheduleState::Active)
+        && !matches!(code(j), Some(StatusCode::Paused | StatusCode::Quarantine | StatusCode::NotConfigured))
 }
 
 fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
     let mut quarantined = Vec::new();
     let mut failed = Vec::new();
     for j in jobs {
-        if let Some(q) = j.quarantine.as_ref().filter(|_| j.code.as_deref() == Some("Quarantine")) {
+        if let Some(q) = j.quarantine.as_ref().filter(|_| code(j) == Some(StatusCode::Quarantine)) {
             let cause = q.error.as_ref().map(|e| format!(" ({})", describe(e)));
             let next = q.next_attempt.as_deref().map(|n| format!("; next attempt {n}")).unwrap_or_default();
             quarantined.push(format!(
@@ -116,7 +100,7 @@ fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
     }
     if !quarantined.is_empty() {
         let too_many_deletes = jobs.iter().any(|j| {
-            j.code.as_deref() == Some("Quarantine")
+            code(j) == Some(StatusCode::Quarantine)
                 && j.quarantine.as_ref().and_then(|q| q.reason.as_deref()) == Some("TooManyDeletes")
         });
         let advice = if too_many_deletes {
@@ -124,11 +108,11 @@ fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
         } else {
             "Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState"
         };
-        return Some(Problem::new("Quarantined", format!("{}. {advice}", quarantined.join("; "))));
+        return Some(Problem::new(Reason::Quarantined, format!("{}. {advice}", quarantined.join("; "))));
     }
     if !failed.is_empty() {
         return Some(Problem::new(
-            "ExecutionFailed",
+            Reason::ExecutionFailed,
             format!(
                 "{}. The job retries by itself; check the provisioning agents and the Domain setting",
                 failed.join("; ")
@@ -146,14 +130,14 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         Ok(()) => Desired::new(
             CREDENTIALS_VALID,
             true,
-            "Authenticated",
+            Reason::Authenticated.as_str(),
             "the operator got a Microsoft Graph token for the tenant",
         ),
-        Err(p) => Desired::new(CREDENTIALS_VALID, false, p.reason, p.message.clone()),
+        Err(p) => Desired::new(CREDENTIALS_VALID, false, p.reason.as_str(), p.message.clone()),
     });
     out.push(match &facts.service_principal {
-        Ok(desc) => Desired::new(SERVICE_PRINCIPAL_READY, true, "Ready", desc.clone()),
-        Err(p) => Desired::new(SERVICE_PRINCIPAL_READY, false, p.reason, p.message.clone()),
+        Ok(desc) => Desired::new(SERVICE_PRINCIPAL_READY, true, Reason::Ready.as_str(), desc.clone()),
+        Err(p) => Desired::new(SERVICE_PRINCIPAL_READY, false, p.reason.as_str(), p.message.clone()),
     });
 
     let desired_jobs: Vec<&JobStatus> =
@@ -162,13 +146,13 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         facts.desired.iter().filter(|t| !jobs.iter().any(|j| j.template_id == **t)).copied().collect();
     let suspended = spec.suspended();
     let jobs_running = if facts.service_principal.is_err() {
-        Err(Problem::new("NoServicePrincipal", "waiting for the service principal"))
+        Err(Problem::new(Reason::NoServicePrincipal, "waiting for the service principal"))
     } else if let Err(p) = &facts.jobs {
         Err(p.clone())
     } else if !missing.is_empty() {
-        Err(Problem::new("JobsMissing", format!("jobs not created yet: {}", missing.join(", "))))
+        Err(Problem::new(Reason::JobsMissing, format!("jobs not created yet: {}", missing.join(", "))))
     } else if suspended {
-        Err(Problem::new("Suspended", "the jobs are paused because spec.suspend is true"))
+        Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"))
     } else {
         let stopped: Vec<String> = desired_jobs
             .iter()
@@ -189,18 +173,18 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
                 .collect::<Vec<_>>()
                 .join(", "))
         } else {
-            Err(Problem::new("NotRunning", stopped.join("; ")))
+            Err(Problem::new(Reason::NotRunning, stopped.join("; ")))
         }
     };
     out.push(match &jobs_running {
-        Ok(m) => Desired::new(JOBS_RUNNING, true, "Running", m.clone()),
-        Err(p) => Desired::new(JOBS_RUNNING, false, p.reason, p.message.clone()),
+        Ok(m) => Desired::new(JOBS_RUNNING, true, Reason::Running.as_str(), m.clone()),
+        Err(p) => Desired::new(JOBS_RUNNING, false, p.reason.as_str(), p.message.clone()),
     });
 
     let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>()).or_else(|| {
         (!facts.duplicates.is_empty()).then(|| {
             Problem::new(
-                "DuplicateJobs",
+                Reason::DuplicateJobs,
                 format!(
                     "more than one job per template ({}); the operator uses the first and leaves the others: delete the extra ones in Microsoft Graph",
                     facts.duplicates.iter().map(|(t, ids)| format!("{t}: {}", ids.join(", "))).collect::<Vec<_>>().join("; ")
@@ -209,18 +193,18 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         })
     });
     out.push(match &degraded {
-        Some(p) => Desired::new(DEGRADED, true, p.reason, p.message.clone()),
-        None => Desired::new(DEGRADED, false, "Healthy", "no job is quarantined or failing"),
+        Some(p) => Desired::new(DEGRADED, true, p.reason.as_str(), p.message.clone()),
+        None => Desired::new(DEGRADED, false, Reason::Healthy.as_str(), "no job is quarantined or failing"),
     });
     out.push(if suspended {
         Desired::new(
             SUSPENDED,
             true,
-            "SuspendRequested",
+            Reason::SuspendRequested.as_str(),
             "spec.suspend is true: the jobs are paused until it is set to false",
         )
     } else {
-        Desired::new(SUSPENDED, false, "NotSuspended", "")
+        Desired::new(SUSPENDED, false, Reason::NotSuspended.as_str(), "")
     });
 
     // The first problem in this order is what the user must look at.
@@ -231,8 +215,8 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
     } else if let Err(p) = &facts.jobs {
         Err(p.clone())
     } else if suspended {
-        Err(Problem::new("Suspended", "the jobs are paused because spec.suspend is true"))
-    } else if let Some(p) = degraded.as_ref().filter(|p| p.reason == "Quarantined") {
+        Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"))
+    } else if let Some(p) = degraded.as_ref().filter(|p| p.reason == Reason::Quarantined) {
         // A quarantined job does not run. A failed run or a duplicate job is reported by
         // Degraded but leaves Ready alone: the jobs run, and the service retries by itself.
         Err(p.clone())
@@ -240,8 +224,8 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         jobs_running.clone()
     };
     out.push(match ready {
-        Ok(m) => Desired::new(READY, true, "Ready", m),
-        Err(p) => Desired::new(READY, false, p.reason, p.message),
+        Ok(m) => Desired::new(READY, true, Reason::Ready.as_str(), m),
+        Err(p) => Desired::new(READY, false, p.reason.as_str(), p.message),
     });
     out
 }
@@ -249,7 +233,75 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
 /// Ready while a transient failure is being retried. Only used when the profile is not Ready
 /// already: a blip must not flip a working profile.
 pub fn retrying(error: &str) -> Desired {
-    Desired::new(types::READY, false, "Retrying", format!("retrying after a temporary failure: {error}"))
+    let p = Problem::retrying(error);
+    Desired::new(types::READY, false, p.reason.as_str(), p.message)
+}
+
+/// Takes what the pass observed into status: the tenant flag once Graph shows it on, every
+/// desired job as Graph lists it (keeping the operator's own bookkeeping, and keeping a job
+/// recorded moments ago that is not listed yet), creation intents of jobs now listed, and the
+/// restart request once every job has carried it out.
+pub fn absorb(spec: &CloudSyncProfileSpec, status: &mut CloudSyncProfileStatus, seen: &Observed, now: Timestamp) {
+    if seen.organization.as_ref().is_some_and(|o| o.on_premises_sync_enabled == Some(true)) {
+        status.tenant_sync_enabled = Some(true);
+    }
+    let Some(Jobs::Listed(listed)) = &seen.jobs else { return };
+    let job_plan = plan::plan_jobs(spec, listed, status, now);
+    let mut next: Vec<JobStatus> = Vec::new();
+    for template in plan::desired_templates(spec) {
+        let previous = status.jobs.iter().find(|j| j.template_id == template);
+        match job_plan.current.get(template) {
+            Some(job) => next.push(job_status(job, previous)),
+            None => {
+                next.extend(previous.filter(|p| plan::within_replication_grace(p.recorded_at.as_deref(), now)).cloned())
+            }
+        }
+    }
+    status.jobs = next;
+    status.pending_job_creates.retain(|p| !job_plan.current.contains_key(p.template_id.as_str()));
+    if let Some(r) = &spec.restart {
+        let done = plan::desired_templates(spec).iter().all(|t| {
+            status
+                .jobs
+                .iter()
+                .any(|j| j.template_id == *t && j.last_restart_request_id.as_deref() == Some(r.request_id.as_str()))
+        });
+        if done {
+            status.last_restart_request_id = Some(r.request_id.clone());
+        }
+    }
+}
+
+/// The facts behind the conditions, from status, the jobs listed, and how the pass ended.
+pub fn facts(
+    spec: &CloudSyncProfileSpec,
+    status: &CloudSyncProfileStatus,
+    seen: &Observed,
+    end: &Plan,
+    now: Timestamp,
+) -> Facts {
+    let duplicates = match &seen.jobs {
+        Some(Jobs::Listed(listed)) => plan::plan_jobs(spec, listed, status, now).duplicates,
+        _ => Vec::new(),
+    };
+    let mut f = Facts {
+        credentials: Ok(()),
+        service_principal: status.service_principal.as_ref().map(describe_sp).ok_or_else(Problem::creating),
+        jobs: Ok(()),
+        desired: plan::desired_templates(spec),
+        duplicates,
+    };
+    if let Plan::Wait { slot, problem, .. } | Plan::Blocked { slot, problem } = end {
+        match slot {
+            Slot::Credentials => {
+                f.credentials = Err(problem.clone());
+                f.service_principal = Err(Problem::waiting_for("credentials"));
+            }
+            Slot::ServicePrincipal => f.service_principal = Err(problem.clone()),
+            Slot::Jobs => f.jobs = Err(problem.clone()),
+        }
+    }
+    f
 }
 
 #[cfg(test)]
@@ -306,8 +358,8 @@ mod tests {
     #[test]
     fn credential_problems_lead_ready() {
         let mut f = facts();
-        f.credentials = Err(Problem::new("SecretNotFound", "create Secret identity/c"));
-        f.service_principal = Err(Problem::new("WaitingForCredentials", "needs a token"));
+        f.credentials = Err(Problem::new(Reason::SecretNotFound, "create Secret identity/c"));
+        f.service_principal = Err(Problem::new(Reason::WaitingForCredentials, "needs a token"));
         let c = conditions(&spec(), &f, &[]);
         let ready = get(&c, types::READY);
         assert_eq!((ready.status, ready.reason.as_str()), (false, "SecretNotFound"));

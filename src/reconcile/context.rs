@@ -1,0 +1,98 @@
+//! `Context`: everything a reconcile reaches the world through. The one seam between the reconcile
+//! code and Kubernetes, Graph, time and leadership, so that each can be replaced in a test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tracing::warn;
+
+use super::clock::{Clock, SystemClock};
+use super::coordination::Coordination;
+use super::credentials::WorkloadIdentityConfig;
+use super::reason::Reason;
+use crate::api::CloudSyncProfile;
+use crate::graph::GraphClient;
+use crate::metrics::Metrics;
+
+/// Operator settings the reconciler uses.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Steady-state resync interval (jittered ±10 %).
+    pub resync: Duration,
+    /// Retry interval while a profile waits for its user (a Secret or spec change also triggers).
+    pub user_action_retry: Duration,
+    /// Reconciles of one tenant that may talk to Graph at once.
+    pub per_tenant_concurrency: usize,
+    pub workload_identity: WorkloadIdentityConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            user_action_retry: Duration::from_secs(600),
+            per_tenant_concurrency: 2,
+            workload_identity: WorkloadIdentityConfig::default(),
+        }
+    }
+}
+
+/// Whether this replica may write (to Graph and to status) right now.
+pub type IsLeader = Arc<dyn Fn() -> bool + Send + Sync>;
+
+pub struct Context {
+    pub kube: kube::Client,
+    pub graph: GraphClient,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    /// False on a replica that is not the leader: it reconciles nothing.
+    pub is_leader: IsLeader,
+    pub coordination: Coordination,
+}
+
+impl Context {
+    pub fn new(
+        kube: kube::Client,
+        graph: GraphClient,
+        recorder: Recorder,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        is_leader: IsLeader,
+    ) -> Self {
+        let coordination = Coordination::new(settings.per_tenant_concurrency);
+        Self { kube, graph, recorder, settings, metrics, clock: Arc::new(SystemClock), is_leader, coordination }
+    }
+
+    /// A context for tests: default settings, always the leader, the given clock.
+    pub fn for_tests(kube: kube::Client, graph: GraphClient, clock: Arc<dyn Clock>) -> Self {
+        let recorder =
+            Recorder::new(kube.clone(), Reporter { controller: "cloudsync-operator-test".into(), instance: None });
+        let mut ctx =
+            Self::new(kube, graph, recorder, Settings::default(), Arc::new(Metrics::new()), Arc::new(|| true));
+        ctx.clock = clock;
+        ctx
+    }
+
+    pub fn leading(&self) -> bool {
+        (self.is_leader)()
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        profile: &CloudSyncProfile,
+        type_: EventType,
+        reason: Reason,
+        action: &str,
+        note: String,
+    ) {
+        let event =
+            Event { type_, reason: reason.as_str().into(), note: Some(note), action: action.into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&event, &profile.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The executor: runs a wave of steps exactly as planned and takes no decisions. It saves the
+//! intents of a wave with non-idempotent steps before any call goes out, runs the calls in
+//! parallel, records each outcome as it arrives (status, Event, save), and reports the first
+//! failure for the pass to handle.
+
+use std::collections::HashMap;
+
+use tokio::task::JoinSet;
+use tracing::{Instrument, error};
+
+use super::Error;
+use super::observe::Observed;
+use super::pass::Pass;
+use super::plan::Slot;
+use super::step::{Done, Next, Outcome, Step};
+use crate::graph::{GraphError, Tenant};
+
+/// The step that failed first, and how.
+pub type Failure = (Slot, GraphError);
+
+/// Runs `steps`. `Ok(Some(failure))`: a step failed and the pass must stop; its outcome, like
+/// every other, is already recorded.
+pub async fn wave(
+    pass: &mut Pass,
+    graph: &Tenant,
+    steps: &[Step],
+    seen: &mut Observed,
+) -> Result<Option<Failure>, Error> {
+    pass.ensure_leader()?;
+    let prior = pass.status().clone();
+    let sender = if steps.iter().any(Step::needs_intent) {
+        // Intents are written right before the calls, never before a Retry-After wait: a process
+        // killed while it waits must leave no mark of a call it never sent. `fail_fast` refuses a
+        // call at once (certainly not sent) if another answer closed the gate meanwhile.
+        graph.until_open().await;
+        let now = pass.now();
+        for step in steps {
+            step.before(pass.status_mut(), now);
+        }
+        pass.save().await?;
+        graph.fail_fast()
+    } else {
+        graph.clone()
+    };
+
+    let target = Target {
+        service_principal: pass.status().service_principal.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+        eventual: super::plan::eventual(pass.status(), pass.now()),
+    };
+    let mut calls = JoinSet::new();
+    let mut index = HashMap::new();
+    let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if step.status_only() {
+            outcomes.push((i, Ok(Done::Nothing)));
+            continue;
+        }
+        let (step, graph, target) = (step.clone(), sender.clone(), target.clone());
+        // The task keeps the pass's span, so its Graph calls log with the profile and tenant.
+        let handle = calls.spawn(async move { send(&step, &graph, &target).await }.in_current_span());
+        index.insert(handle.id(), i);
+    }
+
+    let mut failure = None;
+    for (i, outcome) in outcomes {
+        record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
+    }
+    while let Some(joined) = calls.join_next_with_id().await {
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => (e.id(), Err(task_failed(pass, &e, index.get(&e.id()).map(|i| &steps[*i])))),
+        };
+        let Some(&i) = index.get(&id) else { continue };
+        record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
+        // Every answer is saved as it arrives; a failed status write does not drop later ones.
+        if let Err(e) = pass.save().await {
+            error!(error = %e, "cannot record a step's outcome in status");
+            failure.get_or_insert((Slot::Jobs, GraphError::transport("status.write", e.to_string())));
+        }
+    }
+    pass.save().await?;
+    Ok(failure)
+}
+
+async fn record(
+    pass: &mut Pass,
+    step: &Step,
+    outcome: &Outcome,
+    prior: &crate::api::CloudSyncProfileStatus,
+    seen: &mut Observed,
+    failure: &mut Option<Failure>,
+) {
+    let now = pass.now();
+    let recorded = step.after(outcome, prior, pass.status_mut(), seen, now);
+    if recorded.wrote {
+        pass.writes += 1;
+    }
+    if let Some(notice) = recorded.notice {
+        pass.notify(notice).await;
+    }
+    if let Next::Stop(e) = recorded.next {
+        failure.get_or_insert((step.slot(), e));
+    }
+}
+
+/// A call's task panicked or was cancelled: its outcome is unknown, so its intent stays (the
+/// next pass looks in Graph before anything is repeated).
+fn task_failed(pass: &Pass, e: &tokio::task::JoinError, step: Option<&Step>) -> GraphError {
+    let name = step.map_or("unknown", Step::name);
+    error!(step = name, error = %e, "a Graph call's task failed; its outcome is unknown");
+    pass.ctx.metrics.step_task_failed(name);
+    GraphError::transport("step.task", format!("the {name} call's task failed: {e}"))
+}
+
+/// The service principal the wave's job steps act on, and whether Graph may still lag behind it.
+#[derive(Clone)]
+struct Target {
+    service_principal: String,
+    eventual: bool,
+}
+
+/// The one Graph call behind each step. A delete that finds its object gone has done its job.
+async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
+    let gone = |r: Result<(), GraphError>| match r {
+        Ok(()) => Ok(Done::Nothing),
+        Err(e) if e.is_not_found() => Ok(Done::Gone),
+        Err(e) => Err(e),
+    };
+    let (sp, eventual) = (t.service_principal.as_str(), t.eventual);
+    match step {
+        Step::EnableTenantFlag { organization } => {
+            g.enable_on_premises_sync(organization).await?;
+            let confirmed = g.organization().await?.on_premises_sync_enabled == Some(true);
+            Ok(Done::FlagSet { confirmed })
+        }
+        Step::Instantiate { display_name } => {
+            g.instantiate_cloud_sync(display_name).await.map(|c| Done::Instantiated(Box::new(c)))
+        }
+        Step::CreateJob { template, .. } => g.create_job(sp, template, eventual).await.map(|j| Done::Job(Box::new(j))),
+        Step::DeleteJob { id, .. } => gone(g.delete_job(sp, id).await),
+        Step::PutSecrets { secrets, .. } => g.put_secrets(sp, secrets, eventual).await.map(|()| Done::Nothing),
+        Step::Start { job, .. } => g.start_job(sp, job).await.map(|()| Done::Nothing),
+        Step::Pause { job, .. } => g.pause_job(sp, job).await.map(|()| Done::Nothing),
+        Step::Restart { job, scope, .. } => g.restart_job(sp, job, scope).await.map(|()| Done::Nothing),
+        Step::DeleteApplication { id } => gone(g.delete_application(id).await),
+        Step::DeleteServicePrincipal { id } => gone(g.delete_service_principal(id).await),
+        Step::Adopt { .. } | Step::ForgetServicePrincipal { .. } | Step::ConfirmRestart { .. } => Ok(Done::Nothing),
+    }
+}

@@ -1,0 +1,121 @@
+//! Observe: every read a pass makes, and what it learned, as one `Observed` value. Which read comes
+//! next is the planner's decision (`Plan::Read`); this module only performs it and records the
+//! answer, keeping refusals as data so the planner decides what they mean.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use super::credentials;
+use super::pass::Pass;
+use super::reason::Problem;
+use crate::graph::model::{Organization, ServicePrincipal, SynchronizationJob};
+use crate::graph::{GraphError, Tenant};
+
+/// What this pass knows of Graph. Starts empty; reads and step outcomes fill it in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The organization, read when the tenant flag is wanted and not confirmed yet.
+    pub organization: Option<Organization>,
+    /// The lookup by display name, made when status records no service principal.
+    pub lookup: Option<Lookup>,
+    /// The jobs of the recorded service principal.
+    pub jobs: Option<Jobs>,
+    /// A write changed the jobs since they were listed: list them again before the pass ends.
+    pub jobs_stale: bool,
+    /// Status was re-read from the apiserver in this pass (done once, before the first
+    /// non-idempotent write, so a lagging watch cache cannot make the operator repeat one).
+    pub refreshed: bool,
+    /// Another profile of this process holds this configuration.
+    pub claimed_by: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lookup {
+    pub name: String,
+    pub found: Vec<ServicePrincipal>,
+    /// The application object id of the single match, if there is exactly one.
+    pub application_id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Jobs {
+    Listed(Vec<SynchronizationJob>),
+    /// The list failed in a way that is no plain "try again" (replication lag, a refusal).
+    Failed(GraphError),
+    /// The list answered 404 and a direct read confirms the service principal is gone.
+    Gone,
+    /// The list answered 404 although the service principal exists.
+    Unlisted,
+}
+
+/// A read the planner asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The profile's status from the apiserver, bypassing the watch cache.
+    Status,
+    Organization,
+    /// Cloud sync service principals with this display name.
+    Lookup {
+        name: String,
+    },
+    /// The jobs of this service principal; `eventual` while replication lag is expected;
+    /// `confirm`: a 404 is checked with a direct read of the service principal.
+    Jobs {
+        service_principal: String,
+        eventual: bool,
+        confirm: bool,
+    },
+}
+
+/// Resolves the credentials and gets a token. `Ok(Err(problem))`: the user must fix something.
+pub async fn connect(pass: &Pass) -> Result<Result<Tenant, Problem>, super::Error> {
+    let spec = &pass.profile.spec;
+    let ns = pass.namespace();
+    let secrets: Api<Secret> = Api::namespaced(pass.ctx.kube.clone(), &ns);
+    let credential =
+        match credentials::resolve(&secrets, &ns, &spec.credentials, &pass.ctx.settings.workload_identity).await? {
+            Ok(c) => c,
+            Err(problem) => return Ok(Err(problem)),
+        };
+    Ok(Ok(pass.ctx.graph.tenant(spec.cloud(), &spec.tenant_id, credential)))
+}
+
+/// Performs one read. A refusal the planner must weigh is recorded in `seen`; one that simply
+/// failed comes back as `Err` for the caller to retry or report.
+pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observed) -> Result<(), super::Error> {
+    match what {
+        Read::Status => {
+            pass.refresh().await?;
+            seen.refreshed = true;
+        }
+        Read::Organization => seen.organization = Some(graph.organization().await?),
+        Read::Lookup { name } => {
+            let found = graph.find_cloud_sync_service_principals(&name).await?;
+            let application_id = match found.as_slice() {
+                [one] => graph.application_id_of(one).await?,
+                _ => None,
+            };
+            seen.lookup = Some(Lookup { name, found, application_id });
+        }
+        Read::Jobs { service_principal, eventual, confirm } => {
+            seen.jobs = Some(jobs(graph, &service_principal, eventual, confirm).await?);
+            seen.jobs_stale = false;
+        }
+    }
+    Ok(())
+}
+
+async fn jobs(graph: &Tenant, sp: &str, eventual: bool, confirm: bool) -> Result<Jobs, GraphError> {
+    match graph.list_jobs(sp, eventual).await {
+        Ok(list) => Ok(Jobs::Listed(list)),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) if e.is_not_found() && !eventual && confirm => match graph.service_principal(sp, false).await {
+            Ok(_) => Ok(Jobs::Unlisted),
+            Err(e) if e.is_not_found() => Ok(Jobs::Gone),
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => Ok(Jobs::Failed(e)),
+        },
+        Err(e) if e.is_not_found() && !confirm => Ok(Jobs::Gone),
+        Err(e) => Ok(Jobs::Failed(e)),
+    }
+}

@@ -1,0 +1,106 @@
+//! One reconcile pass over one profile: its working copy of status, the Events it publishes and
+//! the writes it counts. Every status write and Event of a pass goes through here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+
+use super::reason::{Kind, Reason};
+use super::step::Notice;
+use super::writer::StatusWriter;
+use super::{Context, Error};
+use crate::api::conditions::{self, Desired, types};
+use crate::api::{CloudSyncProfile, CloudSyncProfileStatus};
+
+pub struct Pass {
+    pub profile: Arc<CloudSyncProfile>,
+    pub ctx: Arc<Context>,
+    writer: StatusWriter,
+    pub started: Instant,
+    /// Graph writes made in this pass.
+    pub writes: u32,
+}
+
+impl Pass {
+    pub fn new(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Self {
+        let api = Api::namespaced(ctx.kube.clone(), &profile.namespace().unwrap_or_default());
+        let writer = StatusWriter::new(api, profile.name_any(), profile.status.as_ref());
+        Self { profile, ctx, writer, started: Instant::now(), writes: 0 }
+    }
+
+    pub fn namespace(&self) -> String {
+        self.profile.namespace().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> String {
+        super::key(&self.profile)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.ctx.clock.now()
+    }
+
+    pub fn status(&self) -> &CloudSyncProfileStatus {
+        &self.writer.status
+    }
+
+    pub fn status_mut(&mut self) -> &mut CloudSyncProfileStatus {
+        &mut self.writer.status
+    }
+
+    pub fn patches(&self) -> u32 {
+        self.writer.patches
+    }
+
+    /// Only the leader writes to Graph or to status; checked right before every write, because a
+    /// reconcile can outlive the leadership it started with.
+    pub fn ensure_leader(&self) -> Result<(), Error> {
+        if self.ctx.leading() { Ok(()) } else { Err(Error::Waiting("this replica is no longer the leader".into())) }
+    }
+
+    pub async fn save(&mut self) -> Result<(), Error> {
+        self.ensure_leader()?;
+        self.writer.save().await.map_err(Error::from)
+    }
+
+    /// Replaces the working copy with the apiserver's status (it must hold no unsaved change).
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        self.writer.refresh().await.map_err(Error::from)
+    }
+
+    pub async fn event(&self, type_: EventType, reason: Reason, action: &str, note: String) {
+        self.ctx.publish(&self.profile, type_, reason, action, note).await;
+    }
+
+    pub async fn notify(&self, n: Notice) {
+        self.event(n.type_, n.reason, &n.action, n.note).await;
+    }
+
+    /// Merges `desired` into the conditions, sets observedGeneration, writes status if anything
+    /// changed, and publishes a Warning for each new problem: Ready turning False, or Degraded
+    /// turning True, for a reason that needs the user. Repeats of the same problem stay silent.
+    pub async fn commit_conditions(&mut self, desired: &[Desired]) -> Result<(), Error> {
+        let generation = self.profile.metadata.generation;
+        let before = self.writer.status.conditions.clone();
+        let now = self.now();
+        self.writer.status.conditions = conditions::merge(&before, desired, generation, now);
+        self.writer.status.observed_generation = generation;
+        self.save().await?;
+        for (type_, bad) in [(types::READY, "False"), (types::DEGRADED, "True")] {
+            let Some(after) = conditions::find(&self.writer.status.conditions, type_).cloned() else { continue };
+            let old = conditions::find(&before, type_);
+            let new =
+                old.is_none_or(|b| b.status != after.status || b.reason != after.reason || b.message != after.message);
+            if let Some(reason) = Reason::from_name(&after.reason).filter(|r| r.kind() == Kind::NeedsUser)
+                && after.status == bad
+                && new
+            {
+                self.event(EventType::Warning, reason, "Reconcile", after.message.clone()).await;
+            }
+        }
+        Ok(())
+    }
+}
