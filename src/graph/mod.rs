@@ -15,4 +15,3 @@ pub use cloud::{Endpoints, Overrides};
 pub use error::{ErrorKind, GraphError, Source};
 pub use http::{ClientConfig, GraphClient, Observer, RetryPolicy, Tenant};
 pub use sync::json_secret;
-mod pending_h4;
