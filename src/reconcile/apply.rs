@@ -164,7 +164,7 @@ fn lagging(e: &GraphError) -> bool {
 /// not process it (429, 503). Timeouts and other 5xx leave it uncertain.
 fn never_applied(e: &GraphError) -> bool {
     e.is_connect_failure()
-        || e.code.as_deref() == Some("RetryAfterPending")
+        || e.not_processed()
         || matches!(e.status, Some(429 | 503))
         || (!e.is_transient() && !e.is_not_found())
 }
