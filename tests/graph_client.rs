@@ -8,7 +8,7 @@ use base64::Engine;
 use cloudsync_operator::api::Cloud;
 use cloudsync_operator::graph::model::{PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE};
 use cloudsync_operator::graph::{
-    ClientConfig, Credential, ErrorKind, GraphClient, Overrides, RetryPolicy, Source, Tenant, json_secret,
+    Cause, ClientConfig, Credential, ErrorKind, GraphClient, Overrides, RetryPolicy, Source, Tenant, json_secret,
 };
 use cloudsync_operator::sim::{FaultSpec, Registration, SimHandle, Simulator};
 use secrecy::SecretString;
@@ -229,6 +229,79 @@ async fn a_long_retry_after_is_handed_back_instead_of_blocking() {
     assert_eq!(e.kind, ErrorKind::Throttled);
     assert_eq!(e.retry_after, Some(Duration::from_secs(120)));
     assert!(e.is_transient());
+    assert!(e.not_processed(), "429");
+
+    // Until then the gate is closed: calls for the tenant are handed back without being sent.
+    let before = sim.calls().len();
+    let e = g.list_jobs("00000000-0000-0000-0000-000000000001", false).await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.cause, e.status, e.code.as_deref()),
+        (ErrorKind::Throttled, Cause::RetryAfterPending, None, None)
+    );
+    assert!(e.retry_after.is_some_and(|left| left > Duration::from_secs(100)), "{e:?}");
+    assert!(e.not_processed());
+    assert_eq!(sim.calls().len(), before, "nothing reached the simulator");
+}
+
+#[tokio::test]
+async fn a_write_can_wait_for_the_gate_and_then_be_sent_without_any_wait() {
+    let sim = sim().await;
+    let g = tenant(&sim);
+    g.check_credentials().await.unwrap();
+    sim.add_fault(fault("kind=status,status=429,retryAfter=2,method=GET,path=/beta/organization,times=1")).unwrap();
+    let started = Instant::now();
+
+    // A fail-fast call does not wait out even its own 429: the caller decides.
+    let e = g.fail_fast().organization().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!((e.kind, e.cause, e.status), (ErrorKind::Throttled, Cause::ErrorStatus, Some(429)));
+    assert_eq!(e.retry_after, Some(Duration::from_secs(2)));
+    assert!(e.not_processed());
+    let pending = g.retry_after_pending().expect("the 429 closed the gate");
+    assert!(pending > Duration::from_secs(1) && pending <= Duration::from_secs(2), "{pending:?}");
+
+    // While the gate is closed a fail-fast write is refused at once and never sent.
+    let e = g.fail_fast().instantiate_cloud_sync("contoso.com").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(
+        (e.kind, e.cause, e.status, e.code.as_deref()),
+        (ErrorKind::Throttled, Cause::RetryAfterPending, None, None)
+    );
+    assert!(e.not_processed() && e.is_transient());
+    assert!(e.retry_after.is_some_and(|left| left > Duration::from_secs(1) && left <= Duration::from_secs(2)));
+    let instantiates = || sim.calls().into_iter().filter(|c| c.path.ends_with("/instantiate")).count();
+    assert_eq!(instantiates(), 0);
+
+    g.until_open().await.expect("a short wait is slept");
+    assert!(started.elapsed() >= Duration::from_secs(2), "waited out Retry-After: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(3), "and no longer: {:?}", started.elapsed());
+    assert_eq!(g.retry_after_pending(), None);
+    let sent = Instant::now();
+    g.fail_fast().instantiate_cloud_sync("contoso.com").await.unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(instantiates(), 1);
+    assert_eq!(sim.counters().early_retries, 0);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_typed_and_repeatable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let g = GraphClient::new(ClientConfig {
+        overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
+        timeout: Duration::from_secs(2),
+        retry: RetryPolicy { base_backoff: Duration::from_millis(10), ..RetryPolicy::default() },
+    })
+    .unwrap()
+    .tenant(Cloud::Global, TENANT, secret_credential(SECRET));
+    let e = g.restart_job("sp", "job", "Full").await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.source, e.cause, e.code.as_deref()),
+        (ErrorKind::Transient, Source::Transport, Cause::Connect, None)
+    );
+    assert!(e.is_connect_failure() && e.not_processed() && e.is_transient());
+    assert!(e.message.contains("Connection refused"), "says why: {e}");
+    assert!(!e.to_string().contains(SECRET));
 }
 
 #[tokio::test]
@@ -274,7 +347,10 @@ async fn a_slow_answer_times_out_and_gets_are_retried() {
     sim.add_fault(fault("kind=latency,ms=1500,method=POST,path=/beta/applicationTemplates/*/instantiate,times=1"))
         .unwrap();
     let e = g.instantiate_cloud_sync("contoso.com").await.unwrap_err();
-    assert_eq!((e.kind, e.source, e.code.as_deref()), (ErrorKind::Transient, Source::Transport, Some("Timeout")));
+    assert_eq!((e.kind, e.source, e.cause), (ErrorKind::Transient, Source::Transport, Cause::Timeout));
+    assert_eq!(e.code, None, "no invented Graph code");
+    assert!(!e.not_processed(), "a timed-out POST may have been applied");
+    assert_eq!(e.to_string(), "applicationTemplates.instantiate failed: no complete answer within 400ms");
 }
 
 #[tokio::test]
@@ -370,16 +446,26 @@ async fn workload_identity_reads_the_token_file_at_every_request() {
 
     std::fs::remove_file(&file).unwrap();
     let e = g.check_credentials().await.unwrap_err();
-    assert_eq!(e.code.as_deref(), Some("FederatedTokenUnreadable"));
+    assert_eq!(
+        (e.kind, e.source, e.cause, e.code.as_deref()),
+        (ErrorKind::Unauthorized, Source::Login, Cause::TokenFileUnreadable, None)
+    );
+    assert!(e.message.contains("azure-identity-token"), "names the file: {e}");
+    assert!(e.not_processed(), "no token, so nothing went to Graph");
 }
 
 #[tokio::test]
 async fn the_clouds_scope_is_requested_even_through_overrides() {
     let sim = sim().await;
     let client = GraphClient::new(config(&sim)).unwrap();
-    for cloud in [Cloud::Global, Cloud::UsGov, Cloud::UsGovDoD, Cloud::China] {
+    for (cloud, scope) in [
+        (Cloud::Global, "https://graph.microsoft.com/.default"),
+        (Cloud::UsGov, "https://graph.microsoft.us/.default"),
+        (Cloud::UsGovDoD, "https://dod-graph.microsoft.us/.default"),
+        (Cloud::China, "https://microsoftgraph.chinacloudapi.cn/.default"),
+    ] {
         let t = client.tenant(cloud, TENANT, secret_credential(SECRET));
-        assert!(t.endpoints().scope.ends_with("/.default"));
+        assert_eq!(t.endpoints().scope, scope, "{cloud:?}");
         t.organization().await.unwrap_or_else(|e| panic!("{cloud:?}: {e}"));
     }
 }

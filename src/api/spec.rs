@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::status::CloudSyncProfileStatus;
+use crate::graph::NationalCloud;
 
 /// GUID as Entra prints tenant and client ids. CEL regexes are RE2: no look-arounds.
 pub(crate) const GUID_RE: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
@@ -114,6 +115,18 @@ pub enum Cloud {
     #[serde(rename = "USGovDoD")]
     UsGovDoD,
     China,
+}
+
+/// The Graph client has its own cloud type, so `graph/` does not depend on the CRD types.
+impl From<Cloud> for NationalCloud {
+    fn from(cloud: Cloud) -> Self {
+        match cloud {
+            Cloud::Global => Self::Global,
+            Cloud::UsGov => Self::UsGov,
+            Cloud::UsGovDoD => Self::UsGovDoD,
+            Cloud::China => Self::China,
+        }
+    }
 }
 
 /// Credentials for Microsoft Graph. Exactly one source is set.

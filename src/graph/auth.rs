@@ -16,8 +16,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::cloud::Endpoints;
-use super::error::{ErrorKind, GraphError, Source, classify_login};
-use super::http::Observer;
+use super::error::{Cause, ErrorKind, GraphError, Source, classify_login, parse_retry_after};
+use super::observer::Observer;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -168,7 +168,7 @@ impl TokenCache {
         const OP: &str = "token";
         let mut url = endpoints.login.clone();
         url.path_segments_mut()
-            .map_err(|_| GraphError::transport(OP, format!("login URL {} cannot take a path", endpoints.login)))?
+            .map_err(|_| GraphError::setup(OP, format!("login URL {} cannot take a path", endpoints.login)))?
             .pop_if_empty()
             .extend([tenant, "oauth2", "v2.0", "token"]);
         let mut form: Vec<(&str, String)> = vec![
@@ -182,9 +182,10 @@ impl TokenCache {
                 let assertion = tokio::fs::read_to_string(token_file).await.map_err(|e| GraphError {
                     kind: ErrorKind::Unauthorized,
                     source: Source::Login,
+                    cause: Cause::TokenFileUnreadable,
                     operation: OP,
                     status: None,
-                    code: Some("FederatedTokenUnreadable".into()),
+                    code: None,
                     message: format!("cannot read the federated token file {}: {e}", token_file.display()),
                     request_id: None,
                     retry_after: None,
@@ -204,7 +205,7 @@ impl TokenCache {
             .await
             .map_err(|e| {
                 self.observer.response(OP, None, started.elapsed());
-                GraphError::transport(OP, format!("token request: {}", e.without_url()))
+                GraphError::wire(OP, e, self.timeout)
             })?;
         let status = response.status().as_u16();
         self.observer.response(OP, Some(status), started.elapsed());
@@ -212,18 +213,19 @@ impl TokenCache {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| super::error::parse_retry_after(v, jiff::Timestamp::now()));
-        let body = response.bytes().await.map_err(|e| GraphError::transport(OP, e.without_url().to_string()))?;
-        if (200..300).contains(&status) {
-            let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| GraphError {
-                kind: ErrorKind::Transient,
-                source: Source::Login,
-                operation: OP,
-                status: Some(status),
-                code: None,
-                message: format!("unreadable token response: {e}"),
-                request_id: None,
-                retry_after: None,
+            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+        let success = (200..300).contains(&status);
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) if success => {
+                return Err(GraphError { status: Some(status), ..GraphError::wire(OP, e, self.timeout) });
+            }
+            // A refusal is classified by its status; the body would only add the description.
+            Err(_) => bytes::Bytes::new(),
+        };
+        if success {
+            let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+                GraphError::unusable_answer(OP, Source::Login, status, None, format!("unreadable token response: {e}"))
             })?;
             let lifetime = Duration::from_secs(expires_in(parsed.expires_in.as_ref()));
             // Refresh early: by a quarter of the lifetime, at most five minutes.
@@ -240,6 +242,7 @@ impl TokenCache {
         Err(GraphError {
             kind: classify_login(status),
             source: Source::Login,
+            cause: Cause::ErrorStatus,
             operation: OP,
             status: Some(status),
             code: err.error,

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use super::error::GraphError;
+use super::error::{ErrorKind, GraphError, Source};
 use super::http::{Call, Tenant};
 use super::model::{
     Application, CLOUD_SYNC_TEMPLATE_ID, Collection, Instantiated, Organization, ServicePrincipal, odata_quote,
@@ -19,14 +19,14 @@ impl Tenant {
             .query("$select", "id,displayName,onPremisesSyncEnabled");
         let page: Collection<Organization> = self.json(call).await?;
         page.value.into_iter().next().ok_or_else(|| GraphError {
-            kind: super::error::ErrorKind::NotFound,
-            source: super::error::Source::Graph,
-            operation: "organization.get",
-            status: Some(200),
-            code: None,
-            message: "the tenant returned no organization".into(),
-            request_id: None,
-            retry_after: None,
+            kind: ErrorKind::NotFound,
+            ..GraphError::unusable_answer(
+                "organization.get",
+                Source::Graph,
+                200,
+                None,
+                "the tenant returned no organization".into(),
+            )
         })
     }
 

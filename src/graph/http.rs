@@ -1,9 +1,9 @@
 //! Sending Graph requests: bearer tokens, `client-request-id`, per-call timeouts, the error
-//! envelope, and retries — `Retry-After` honoured exactly, exponential backoff with jitter for
-//! transient failures of idempotent calls, and the short 401/403/404 window after creation when
-//! the caller asks for it (reference §1.3, §4).
+//! envelope, the tenant's Retry-After gate, and the retries that [`retry::decide`] asks for
+//! (reference §1.3, §4).
+//!
+//! [`retry::decide`]: super::retry::decide
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,54 +13,20 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::auth::{Credential, TokenCache};
-use super::cloud::{Endpoints, Overrides};
-use super::error::{ErrorKind, GraphError, Source, classify_graph, parse_retry_after};
-use crate::api::Cloud;
+use super::cloud::{Endpoints, NationalCloud, Overrides};
+use super::error::{Cause, ErrorKind, GraphError, Source, classify_graph, parse_retry_after};
+use super::gate::{GateKey, Gates};
+use super::observer::{NoObserver, Observer};
+use super::retry::{Decision, RetryPolicy, decide};
 
 /// The Graph version the operator calls; cloud sync's procedure is documented against beta.
 pub const API_VERSION: &str = "beta";
 
-/// Retry limits. Waits longer than `max_inline_wait` are not slept inside a call: the error goes
-/// back with its `retry_after` so the controller requeues the profile at that time and the worker
-/// is free meanwhile.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-    pub max_inline_wait: Duration,
-    /// Attempts for 401/403/404 on calls flagged as racing a fresh creation.
-    pub eventual_attempts: u32,
-}
+/// Graph's code for a token it does not accept (expired early, revoked): worth one fresh token.
+const INVALID_TOKEN: &str = "InvalidAuthenticationToken";
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            base_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
-            max_inline_wait: Duration::from_secs(30),
-            eventual_attempts: 5,
-        }
-    }
-}
-
-/// Receives one sample per HTTP exchange (metrics live outside this module).
-pub trait Observer: Send + Sync {
-    /// `status` is None when no answer came (timeout, connection error).
-    fn response(&self, operation: &'static str, status: Option<u16>, elapsed: Duration);
-    /// An answer that asked us to slow down (429, or 503 with Retry-After).
-    fn throttled(&self, operation: &'static str);
-    /// Time slept because the service sent Retry-After.
-    fn retry_after_wait(&self, operation: &'static str, wait: Duration);
-}
-
-struct NoObserver;
-impl Observer for NoObserver {
-    fn response(&self, _: &'static str, _: Option<u16>, _: Duration) {}
-    fn throttled(&self, _: &'static str) {}
-    fn retry_after_wait(&self, _: &'static str, _: Duration) {}
-}
+/// The operation name reported to the observer for [`Tenant::until_open`]'s waits.
+const UNTIL_OPEN: &str = "gate.wait";
 
 /// Settings of a [`GraphClient`].
 #[derive(Clone, Debug)]
@@ -87,9 +53,7 @@ struct Inner {
     tokens: TokenCache,
     config: ClientConfig,
     observer: Arc<dyn Observer>,
-    /// Graph throttles per tenant and application: after a Retry-After, no call for that pair
-    /// goes out before it elapses, whichever call was throttled.
-    gates: std::sync::Mutex<HashMap<(String, String), Instant>>,
+    gates: Gates,
 }
 
 impl GraphClient {
@@ -98,22 +62,27 @@ impl GraphClient {
     }
 
     pub fn with_observer(config: ClientConfig, observer: Arc<dyn Observer>) -> Result<Self, GraphError> {
+        if let Some(url) = config.overrides.unusable() {
+            return Err(GraphError::setup("client", format!("endpoint URL {url} cannot take a request path")));
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("cloudsync-operator/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| GraphError::transport("client", format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| GraphError::setup("client", format!("cannot build the HTTP client: {e}")))?;
         let tokens = TokenCache::new(http.clone(), config.timeout, observer.clone());
-        Ok(Self { inner: Arc::new(Inner { http, tokens, config, observer, gates: Default::default() }) })
+        Ok(Self { inner: Arc::new(Inner { http, tokens, config, observer, gates: Gates::default() }) })
     }
 
-    /// A handle for one tenant with one credential.
-    pub fn tenant(&self, cloud: Cloud, tenant_id: &str, credential: Credential) -> Tenant {
+    /// A handle for one tenant with one credential. `cloud` is a [`NationalCloud`] or anything
+    /// that converts into one (the profile's `spec.cloud()`).
+    pub fn tenant(&self, cloud: impl Into<NationalCloud>, tenant_id: &str, credential: Credential) -> Tenant {
         Tenant {
             client: self.clone(),
-            endpoints: self.inner.config.overrides.endpoints(cloud),
+            endpoints: self.inner.config.overrides.endpoints(cloud.into()),
             tenant_id: tenant_id.to_string(),
             credential: Arc::new(credential),
+            fail_fast: false,
         }
     }
 }
@@ -125,6 +94,8 @@ pub struct Tenant {
     endpoints: Endpoints,
     tenant_id: String,
     credential: Arc<Credential>,
+    /// Never sleep inside a call (see [`Tenant::fail_fast`]).
+    fail_fast: bool,
 }
 
 /// One typed call, described as data so the retry loop can rebuild it.
@@ -198,51 +169,6 @@ struct InnerError {
     request_id: Option<String>,
 }
 
-/// What to do after a failed attempt.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
-    Retry(Duration),
-    Fail,
-}
-
-/// Pure retry decision for attempt number `attempt` (0-based) that failed with `err`. `jitter`
-/// in [0, 1) spreads backoffs so that many profiles do not retry in lockstep.
-pub fn decide(
-    policy: &RetryPolicy,
-    attempt: u32,
-    err: &GraphError,
-    idempotent: bool,
-    eventual: bool,
-    jitter: f64,
-) -> Decision {
-    if attempt + 1 >= policy.max_attempts {
-        return Decision::Fail;
-    }
-    let backoff = || {
-        let exp = policy.base_backoff.saturating_mul(2u32.saturating_pow(attempt)).min(policy.max_backoff);
-        // Equal jitter: at least half the backoff, so a retry is never immediate.
-        exp / 2 + exp.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
-    };
-    match err.kind {
-        // 429 and 503 say the request was not processed (HTTP semantics; Microsoft's SDKs retry
-        // both for every method), so even a POST is repeated after Retry-After.
-        ErrorKind::Throttled => match err.retry_after {
-            // Exactly what the service asked for: earlier is an early retry, later wastes time.
-            Some(wait) if wait <= policy.max_inline_wait => Decision::Retry(wait),
-            Some(_) => Decision::Fail,
-            None => Decision::Retry(backoff()),
-        },
-        // A request that never reached the service is safe to repeat even if it is a POST.
-        ErrorKind::Transient if idempotent || err.is_connect_failure() => Decision::Retry(backoff()),
-        ErrorKind::NotFound | ErrorKind::Forbidden | ErrorKind::Unauthorized
-            if eventual && err.source == Source::Graph && attempt + 1 < policy.eventual_attempts =>
-        {
-            Decision::Retry(backoff())
-        }
-        _ => Decision::Fail,
-    }
-}
-
 impl Tenant {
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
@@ -257,18 +183,44 @@ impl Tenant {
         self.client.inner.tokens.token(&self.endpoints, &self.tenant_id, &self.credential).await.map(|_| ())
     }
 
+    /// A clone whose calls never sleep, for a non-idempotent write whose intent the caller
+    /// records right before it: while the Retry-After gate is closed a call fails at once
+    /// (`not_processed()`, `retry_after` = what is left), and a failed attempt is returned rather
+    /// than retried after a backoff or a Retry-After. So between the record and the request there
+    /// is no wait in which a kill would leave the record of a call never sent. Wait with
+    /// [`Tenant::until_open`] before recording. (A token Graph rejects is still replaced and the
+    /// call resent at once: Graph refused the first try, so at most one is processed.)
+    pub fn fail_fast(&self) -> Tenant {
+        Tenant { fail_fast: true, ..self.clone() }
+    }
+
+    /// Returns once no Retry-After wait is pending for this tenant and application. Another
+    /// call's Retry-After may extend the gate during a sleep, so it looks again after each. A
+    /// wait longer than the policy's `max_inline_wait` is not slept: the error (not processed,
+    /// with the remaining `retry_after`) lets the controller requeue and free the worker.
+    pub async fn until_open(&self) -> Result<(), GraphError> {
+        while let Some(wait) = self.retry_after_pending() {
+            if wait > self.client.inner.config.retry.max_inline_wait {
+                return Err(GraphError::retry_after_pending(UNTIL_OPEN, wait));
+            }
+            self.client.inner.observer.retry_after_wait(UNTIL_OPEN, wait);
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    /// How long calls for this tenant and application must still wait because of an earlier
+    /// Retry-After; None when they may go out now. Lets a caller requeue instead of calling
+    /// [`Tenant::until_open`] when the wait is long.
+    pub fn retry_after_pending(&self) -> Option<Duration> {
+        self.client.inner.gates.wait(&self.gate_key(), Instant::now())
+    }
+
     pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, GraphError> {
         let op = call.op;
         let (status, request_id, body) = self.send(call).await?;
-        serde_json::from_slice(&body).map_err(|e| GraphError {
-            kind: ErrorKind::Transient,
-            source: Source::Graph,
-            operation: op,
-            status: Some(status),
-            code: Some("UnreadableResponse".into()),
-            message: format!("cannot read the response: {e}"),
-            request_id,
-            retry_after: None,
+        serde_json::from_slice(&body).map_err(|e| {
+            GraphError::unusable_answer(op, Source::Graph, status, request_id, format!("cannot read the response: {e}"))
         })
     }
 
@@ -276,33 +228,19 @@ impl Tenant {
         self.send(call).await.map(|_| ())
     }
 
-    fn gate_key(&self) -> (String, String) {
-        (self.tenant_id.to_ascii_lowercase(), self.credential.client_id().to_ascii_lowercase())
-    }
-
-    /// How long this tenant must still wait because of an earlier Retry-After.
-    fn gate_wait(&self) -> Option<Duration> {
-        let gates = self.client.inner.gates.lock().unwrap_or_else(|p| p.into_inner());
-        gates
-            .get(&self.gate_key())
-            .and_then(|until| until.checked_duration_since(Instant::now()))
-            .filter(|d| !d.is_zero())
+    fn gate_key(&self) -> GateKey {
+        GateKey::new(&self.tenant_id, self.credential.client_id())
     }
 
     fn close_gate(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        let mut gates = self.client.inner.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = gates.entry(self.gate_key()).or_insert(until);
-        if *entry < until {
-            *entry = until;
-        }
+        self.client.inner.gates.close(self.gate_key(), Instant::now() + wait);
     }
 
     fn url(&self, call: &Call) -> Result<url::Url, GraphError> {
         let mut url = self.endpoints.graph.clone();
         {
             let mut segs = url.path_segments_mut().map_err(|_| {
-                GraphError::transport(call.op, format!("Graph URL {} cannot take a path", self.endpoints.graph))
+                GraphError::setup(call.op, format!("Graph URL {} cannot take a path", self.endpoints.graph))
             })?;
             segs.pop_if_empty().push(API_VERSION);
             for s in &call.segments {
@@ -325,18 +263,9 @@ impl Tenant {
         loop {
             // Wait until the tenant's gate is open; another call's Retry-After may extend it
             // while we sleep, so look again after each wait.
-            while let Some(wait) = self.gate_wait() {
-                if wait > inner.config.retry.max_inline_wait {
-                    return Err(GraphError {
-                        kind: ErrorKind::Throttled,
-                        source: Source::Graph,
-                        operation: call.op,
-                        status: None,
-                        code: Some("RetryAfterPending".into()),
-                        message: "an earlier call for this tenant was throttled; waiting out its Retry-After".into(),
-                        request_id: None,
-                        retry_after: Some(wait),
-                    });
+            while let Some(wait) = self.retry_after_pending() {
+                if self.fail_fast || wait > inner.config.retry.max_inline_wait {
+                    return Err(GraphError::retry_after_pending(call.op, wait));
                 }
                 inner.observer.retry_after_wait(call.op, wait);
                 tokio::time::sleep(wait).await;
@@ -349,20 +278,22 @@ impl Tenant {
             // A rejected token (expired early, revoked) gets one fresh token before anything else.
             if err.kind == ErrorKind::Unauthorized
                 && err.source == Source::Graph
-                && err.code.as_deref() == Some("InvalidAuthenticationToken")
+                && err.code.as_deref() == Some(INVALID_TOKEN)
                 && !refreshed_token
             {
                 refreshed_token = true;
                 inner.tokens.invalidate(&self.endpoints, &self.tenant_id, &self.credential).await;
                 continue;
             }
-            if err.kind == ErrorKind::Throttled && err.status.is_some() {
+            if err.kind == ErrorKind::Throttled && err.cause == Cause::ErrorStatus {
                 inner.observer.throttled(call.op);
             }
             if let (ErrorKind::Throttled, Some(wait)) = (err.kind, err.retry_after) {
                 self.close_gate(wait);
             }
             match decide(&inner.config.retry, attempt, &err, call.idempotent, call.eventual, rand::random::<f64>()) {
+                // The caller retries itself, after recording its intent again.
+                Decision::Retry(_) if self.fail_fast => return Err(err),
                 Decision::Retry(wait) if err.kind == ErrorKind::Throttled && err.retry_after.is_some() => {
                     // The gate holds this call (and every other for the tenant) until Retry-After.
                     debug!(op = call.op, attempt, wait_ms = wait.as_millis() as u64, error = %err, "throttled; waiting out Retry-After");
@@ -405,15 +336,7 @@ impl Tenant {
             Ok(r) => r,
             Err(e) => {
                 inner.observer.response(call.op, None, started.elapsed());
-                let code = if e.is_connect() {
-                    Some("Connect")
-                } else if e.is_timeout() {
-                    Some("Timeout")
-                } else {
-                    None
-                };
-                let mut err = GraphError::transport(call.op, e.without_url().to_string());
-                err.code = code.map(str::to_string);
+                let err = GraphError::wire(call.op, e, inner.config.timeout);
                 warn!(op = call.op, client_request_id, error = %err, "Graph call got no answer");
                 return Err(err);
             }
@@ -422,8 +345,19 @@ impl Tenant {
         let headers = response.headers().clone();
         let body = response.bytes().await;
         inner.observer.response(call.op, Some(status), started.elapsed());
-        let body = body.map_err(|e| GraphError::transport(call.op, e.without_url().to_string()))?;
         let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let success = (200..300).contains(&status);
+        let body = match body {
+            Ok(body) => body,
+            Err(e) if success => {
+                // Graph answered (and may have done the work), but the answer did not arrive whole.
+                let err = GraphError::wire(call.op, e, inner.config.timeout);
+                warn!(op = call.op, client_request_id, status, error = %err, "Graph answer broke off");
+                return Err(GraphError { status: Some(status), request_id, ..err });
+            }
+            // A refusal is classified by its status; the body would only add code and message.
+            Err(_) => bytes::Bytes::new(),
+        };
         debug!(
             op = call.op,
             status,
@@ -432,7 +366,7 @@ impl Tenant {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Graph call"
         );
-        if (200..300).contains(&status) {
+        if success {
             return Ok((status, request_id, body));
         }
         let retry_after = headers
@@ -448,6 +382,7 @@ impl Tenant {
         Err(GraphError {
             kind: classify_graph(status, retry_after),
             source: Source::Graph,
+            cause: Cause::ErrorStatus,
             operation: call.op,
             status: Some(status),
             code: envelope.error.code,
@@ -460,91 +395,120 @@ impl Tenant {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use secrecy::SecretString;
+
     use super::*;
 
-    fn err(kind: ErrorKind, retry_after: Option<u64>) -> GraphError {
-        GraphError {
-            kind,
-            source: Source::Graph,
-            operation: "t",
-            status: Some(if kind == ErrorKind::Throttled { 429 } else { 500 }),
-            code: None,
-            message: String::new(),
-            request_id: None,
-            retry_after: retry_after.map(Duration::from_secs),
+    /// Counts exchanges that got no answer.
+    #[derive(Default)]
+    struct Unanswered(AtomicU32);
+
+    impl Observer for Unanswered {
+        fn response(&self, _: &'static str, status: Option<u16>, _: Duration) {
+            if status.is_none() {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
         }
+        fn throttled(&self, _: &'static str) {}
+        fn retry_after_wait(&self, _: &'static str, _: Duration) {}
+    }
+
+    /// A tenant whose endpoints are a loopback port nobody listens on: every exchange fails to
+    /// connect, so only the gate and the retry loop decide what happens.
+    fn unreachable_tenant() -> (Tenant, Arc<Unanswered>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let config = ClientConfig {
+            overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
+            timeout: Duration::from_secs(2),
+            retry: RetryPolicy { max_attempts: 3, base_backoff: Duration::from_millis(1), ..RetryPolicy::default() },
+        };
+        let observer = Arc::new(Unanswered::default());
+        let credential = Credential::ClientSecret { client_id: "Client-1".into(), secret: SecretString::from("s") };
+        let client = GraphClient::with_observer(config, observer.clone()).unwrap();
+        (client.tenant(NationalCloud::Global, "Tenant-1", credential), observer)
+    }
+
+    #[tokio::test]
+    async fn fail_fast_calls_are_refused_at_once_while_the_gate_is_closed() {
+        let (t, observer) = unreachable_tenant();
+        t.close_gate(Duration::from_secs(3));
+        let started = Instant::now();
+        let e = t.fail_fast().restart_job("sp", "job", "Full").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(500), "not slept: {:?}", started.elapsed());
+        assert_eq!((e.cause, e.kind, e.code.as_deref()), (Cause::RetryAfterPending, ErrorKind::Throttled, None));
+        assert!(e.not_processed());
+        let left = e.retry_after.unwrap();
+        assert!(left > Duration::from_secs(2) && left <= Duration::from_secs(3), "{left:?}");
+        assert_eq!(observer.0.load(Ordering::SeqCst), 0, "nothing was sent");
+        // The gate is the tenant's and application's, whichever handle closed it.
+        let other = t.client.tenant(NationalCloud::Global, "tenant-1", (*t.credential).clone());
+        assert!(other.fail_fast().get_job("sp", "job").await.unwrap_err().cause == Cause::RetryAfterPending);
+    }
+
+    #[tokio::test]
+    async fn until_open_waits_out_the_gate_even_when_it_is_extended_meanwhile() {
+        let (t, _) = unreachable_tenant();
+        assert_eq!(t.retry_after_pending(), None);
+        let started = Instant::now();
+        t.until_open().await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(50), "an open gate does not wait");
+
+        t.close_gate(Duration::from_millis(200));
+        let extender = t.clone();
+        let extend = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            extender.close_gate(Duration::from_millis(400));
+        });
+        let started = Instant::now();
+        t.until_open().await.unwrap();
+        let waited = started.elapsed();
+        extend.await.unwrap();
+        assert!(waited >= Duration::from_millis(500), "re-checked after the first sleep: {waited:?}");
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+        assert_eq!(t.retry_after_pending(), None);
+    }
+
+    #[tokio::test]
+    async fn fail_fast_makes_one_attempt_where_a_normal_call_retries() {
+        let (t, observer) = unreachable_tenant();
+        // A POST that cannot connect was never sent, so a normal call repeats it.
+        let e = t.restart_job("sp", "job", "Full").await.unwrap_err();
+        assert!(e.is_connect_failure() && e.not_processed() && e.code.is_none(), "{e:?}");
+        assert!(e.message.starts_with("cannot connect: "), "{e}");
+        assert_eq!(observer.0.swap(0, Ordering::SeqCst), 3, "max_attempts");
+        let e = t.fail_fast().restart_job("sp", "job", "Full").await.unwrap_err();
+        assert!(e.is_connect_failure() && e.not_processed(), "{e:?}");
+        assert_eq!(observer.0.load(Ordering::SeqCst), 1, "returned instead of retried");
+    }
+
+    #[tokio::test]
+    async fn a_normal_call_sleeps_through_a_short_gate_and_hands_back_a_long_one() {
+        let (t, observer) = unreachable_tenant();
+        t.close_gate(Duration::from_millis(300));
+        let started = Instant::now();
+        let e = t.get_job("sp", "job").await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(e.is_connect_failure(), "sent after the wait: {e:?}");
+        assert!(observer.0.load(Ordering::SeqCst) > 0);
+
+        t.close_gate(t.client.inner.config.retry.max_inline_wait + Duration::from_secs(5));
+        let started = Instant::now();
+        let e = t.get_job("sp", "job").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(e.cause, Cause::RetryAfterPending);
     }
 
     #[test]
-    fn retry_after_is_honoured_exactly_without_jitter() {
-        let p = RetryPolicy::default();
-        for jitter in [0.0, 0.5, 0.99] {
-            assert_eq!(
-                decide(&p, 0, &err(ErrorKind::Throttled, Some(7)), false, false, jitter),
-                Decision::Retry(Duration::from_secs(7))
-            );
-        }
-    }
-
-    #[test]
-    fn a_post_is_repeated_after_429_or_503_but_not_after_other_5xx() {
-        let p = RetryPolicy::default();
-        let mut e = err(ErrorKind::Throttled, Some(1));
-        for status in [429, 503] {
-            e.status = Some(status);
-            assert_eq!(decide(&p, 0, &e, false, false, 0.0), Decision::Retry(Duration::from_secs(1)), "{status}");
-        }
-        let mut e = err(ErrorKind::Transient, None);
-        for status in [500, 502, 504] {
-            e.status = Some(status);
-            assert_eq!(decide(&p, 0, &e, false, false, 0.0), Decision::Fail, "{status}");
-        }
-    }
-
-    #[test]
-    fn long_retry_after_goes_back_to_the_controller() {
-        let p = RetryPolicy::default();
-        assert_eq!(decide(&p, 0, &err(ErrorKind::Throttled, Some(120)), true, false, 0.3), Decision::Fail);
-    }
-
-    #[test]
-    fn transient_errors_retry_only_idempotent_calls_with_growing_jittered_backoff() {
-        let p = RetryPolicy::default();
-        let e = err(ErrorKind::Transient, None);
-        assert_eq!(decide(&p, 0, &e, false, false, 0.5), Decision::Fail, "a POST may have been applied");
-        let Decision::Retry(first) = decide(&p, 0, &e, true, false, 0.0) else { panic!() };
-        let Decision::Retry(third) = decide(&p, 2, &e, true, false, 0.0) else { panic!() };
-        assert_eq!(first, Duration::from_millis(250));
-        assert_eq!(third, Duration::from_millis(1000));
-        let Decision::Retry(jittered) = decide(&p, 2, &e, true, false, 0.99) else { panic!() };
-        assert!(jittered > third && jittered < Duration::from_millis(2000));
-        assert_eq!(decide(&p, p.max_attempts - 1, &e, true, false, 0.0), Decision::Fail);
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        let p = RetryPolicy { max_attempts: 50, ..RetryPolicy::default() };
-        let Decision::Retry(w) = decide(&p, 40, &err(ErrorKind::Transient, None), true, false, 0.99) else { panic!() };
-        assert!(w <= p.max_backoff);
-    }
-
-    #[test]
-    fn connection_failures_retry_even_posts() {
-        let p = RetryPolicy::default();
-        let mut e = GraphError::transport("t", "refused".into());
-        e.code = Some("Connect".into());
-        assert!(matches!(decide(&p, 0, &e, false, false, 0.0), Decision::Retry(_)));
-        e.code = Some("Timeout".into());
-        assert_eq!(decide(&p, 0, &e, false, false, 0.0), Decision::Fail, "a timed-out POST may have been applied");
-    }
-
-    #[test]
-    fn replication_lag_is_retried_only_when_asked() {
-        let p = RetryPolicy::default();
-        for kind in [ErrorKind::NotFound, ErrorKind::Forbidden, ErrorKind::Unauthorized] {
-            assert_eq!(decide(&p, 0, &err(kind, None), true, false, 0.0), Decision::Fail);
-            assert!(matches!(decide(&p, 0, &err(kind, None), true, true, 0.0), Decision::Retry(_)));
-        }
-        assert_eq!(decide(&p, 0, &err(ErrorKind::NeedsUserAction, None), true, true, 0.0), Decision::Fail);
+    fn a_client_refuses_override_urls_that_cannot_take_a_path() {
+        let config = ClientConfig {
+            overrides: Overrides { graph: Some(url::Url::parse("mailto:ops@example.com").unwrap()), login: None },
+            ..ClientConfig::default()
+        };
+        let e = GraphClient::new(config).err().unwrap();
+        assert_eq!((e.cause, e.kind), (Cause::Setup, ErrorKind::NeedsUserAction));
+        assert!(e.message.contains("mailto:ops@example.com"), "{e}");
     }
 }

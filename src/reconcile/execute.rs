@@ -13,7 +13,7 @@ use super::observe::Observed;
 use super::pass::Pass;
 use super::plan::Slot;
 use super::step::{Done, Next, Outcome, Step};
-use crate::graph::{GraphError, Tenant};
+use crate::graph::{Cause, GraphError, Tenant};
 
 /// The step that failed first, and how.
 pub type Failure = (Slot, GraphError);
@@ -32,7 +32,9 @@ pub async fn wave(
         // Intents are written right before the calls, never before a Retry-After wait: a process
         // killed while it waits must leave no mark of a call it never sent. `fail_fast` refuses a
         // call at once (certainly not sent) if another answer closed the gate meanwhile.
-        graph.until_open().await;
+        if let Err(e) = graph.until_open().await {
+            return Ok(steps.first().map(|s| (s.slot(), e)));
+        }
         let now = pass.now();
         for step in steps {
             step.before(pass.status_mut(), now);
@@ -62,6 +64,7 @@ pub async fn wave(
     }
 
     let mut failure = None;
+    let mut unsaved = None;
     for (i, outcome) in outcomes {
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
     }
@@ -75,11 +78,13 @@ pub async fn wave(
         // Every answer is saved as it arrives; a failed status write does not drop later ones.
         if let Err(e) = pass.save().await {
             error!(error = %e, "cannot record a step's outcome in status");
-            failure.get_or_insert((Slot::Jobs, GraphError::transport("status.write", e.to_string())));
+            unsaved.get_or_insert(e);
         }
     }
-    pass.save().await?;
-    Ok(failure)
+    match unsaved {
+        Some(e) => Err(e),
+        None => pass.save().await.map(|()| failure),
+    }
 }
 
 async fn record(
@@ -109,7 +114,7 @@ fn task_failed(pass: &Pass, e: &tokio::task::JoinError, step: Option<&Step>) -> 
     let name = step.map_or("unknown", Step::name);
     error!(step = name, error = %e, "a Graph call's task failed; its outcome is unknown");
     pass.ctx.metrics.step_task_failed(name);
-    GraphError::transport("step.task", format!("the {name} call's task failed: {e}"))
+    GraphError::transport("step.task", Cause::Interrupted, format!("the {name} call's task failed: {e}"))
 }
 
 /// The service principal the wave's job steps act on, and whether Graph may still lag behind it.

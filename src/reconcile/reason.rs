@@ -222,6 +222,7 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Cause;
 
     #[test]
     fn reasons_are_unique_camel_case_words() {
@@ -242,6 +243,7 @@ mod tests {
         let e = |kind, source| GraphError {
             kind,
             source,
+            cause: Cause::ErrorStatus,
             operation: "jobs.list",
             status: Some(403),
             code: Some("Authorization_RequestDenied".into()),

@@ -19,7 +19,7 @@ use crate::graph::model::{
     Application, Instantiated, PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, Schedule, ServicePrincipal,
     SynchronizationJob, SynchronizationStatus, TaskExecution,
 };
-use crate::graph::{GraphError, Source};
+use crate::graph::{Cause, GraphError, Source};
 
 const T0: &str = "2026-11-26T12:00:00Z";
 
@@ -59,6 +59,7 @@ fn graph_error(status: u16) -> GraphError {
     GraphError {
         kind: classify_graph(status, retry_after),
         source: Source::Graph,
+        cause: Cause::ErrorStatus,
         operation: "test",
         status: Some(status),
         code: None,
@@ -75,16 +76,8 @@ fn failure(a: Answer) -> GraphError {
         Answer::ServerError => graph_error(504),
         Answer::NotFound => graph_error(404),
         Answer::BadRequest => graph_error(400),
-        Answer::Refused => {
-            let mut e = GraphError::transport("test", "connection refused".into());
-            e.code = Some("Connect".into());
-            e
-        }
-        Answer::Timeout => {
-            let mut e = GraphError::transport("test", "timed out".into());
-            e.code = Some("Timeout".into());
-            e
-        }
+        Answer::Refused => GraphError::transport("test", Cause::Connect, "connection refused".into()),
+        Answer::Timeout => GraphError::transport("test", Cause::Timeout, "timed out".into()),
         Answer::Ok => unreachable!(),
     }
 }

@@ -39,12 +39,27 @@ impl StatusWriter {
         if self.status == self.written {
             return Ok(());
         }
-        let patch = json!({
-            "apiVersion": "cloudsync.io/v1alpha1",
-            "kind": "CloudSyncProfile",
-            "status": self.status,
-        });
-        self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        if self.status == CloudSyncProfileStatus::default() {
+            // Server-side apply turns an empty status into null, which the schema refuses; a
+            // rolled-back first intent empties it, so its fields are removed with a merge patch.
+            let cleared: serde_json::Map<String, serde_json::Value> = match serde_json::to_value(&self.written) {
+                Ok(serde_json::Value::Object(fields)) => {
+                    fields.into_iter().map(|(k, _)| (k, serde_json::Value::Null)).collect()
+                }
+                _ => serde_json::Map::new(),
+            };
+            let patch = json!({ "status": cleared });
+            self.api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        } else {
+            let patch = json!({
+                "apiVersion": "cloudsync.io/v1alpha1",
+                "kind": "CloudSyncProfile",
+                "status": self.status,
+            });
+            self.api
+                .patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+                .await?;
+        }
         self.written = self.status.clone();
         self.patches += 1;
         Ok(())
