@@ -1,7 +1,8 @@
 //! The controller process: flags, watches (profiles and the Secrets they reference), the shared
-//! Context, and graceful shutdown.
+//! Context, supervision of the leader election, and graceful shutdown.
 
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use url::Url;
 
 use crate::api::CloudSyncProfile;
 use crate::graph::{ClientConfig, GraphClient, Overrides, RetryPolicy};
-use crate::leader::{self, LeaderSettings, Leadership};
+use crate::leader::{self, LeaderError, LeaderSettings, Leadership};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Settings, WorkloadIdentityConfig};
 use crate::server::{self, Health};
@@ -105,6 +106,8 @@ pub enum RunError {
     Forbidden { scope: String, source: kube::Error },
     #[error("{0}")]
     Graph(#[from] crate::graph::GraphError),
+    #[error("{0}; exiting so that the pod is restarted")]
+    Leader(#[from] LeaderError),
 }
 
 /// Hash of what should trigger a reconcile: spec changes (generation), deletion, finalizers and a
@@ -282,7 +285,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let release = CancellationToken::new();
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone(), release.clone()));
 
-    let leadership = if args.leader_election {
+    let mut leadership = if args.leader_election {
         let namespace = args
             .lease_namespace
             .clone()
@@ -300,7 +303,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let mut ctx = context(client.clone(), &args, metrics)?;
     let leading = leadership.receiver();
-    ctx.is_leader = Arc::new(move || *leading.borrow());
+    ctx.is_leader = Arc::new(move || leader::is_leading(&leading));
     let ctx = Arc::new(ctx);
     info!(
         graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
@@ -328,7 +331,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!("shutting down");
         signal.cancel();
     });
-    controllers.await;
+    if let Err(e) = supervise(controllers, &mut leadership).await {
+        // No graceful drain: reconciles still running were started as leader, and stopping
+        // them now is no worse than a crash, which every step is built to survive.
+        health.stopping();
+        return Err(e);
+    }
     if !stop.is_cancelled() {
         error!("controller stopped unexpectedly");
     }
@@ -338,4 +346,90 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = server.await;
     info!("stopped");
     Ok(())
+}
+
+/// Runs `controllers` until they stop (after a shutdown signal), unless the leader election task
+/// dies first: then this replica no longer knows whether it holds the lease, already reads as not
+/// leading (see `leader::is_leading`), and fails so that Kubernetes restarts it.
+pub async fn supervise(controllers: impl Future, leadership: &mut Leadership) -> Result<(), RunError> {
+    let mut controllers = std::pin::pin!(controllers);
+    tokio::select! {
+        _ = &mut controllers => Ok(()),
+        outcome = leadership.supervise() => match outcome {
+            // Released while the controllers still run: nothing left to supervise.
+            Ok(()) => {
+                let _ = controllers.await;
+                Ok(())
+            }
+            Err(e) => {
+                error!(error = %e, "leader election stopped; this replica stops acting as leader and exits");
+                Err(RunError::Leader(e))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::*;
+
+    /// A Leadership whose campaign leads, then panics when `panic` fires.
+    fn doomed_leadership() -> (Leadership, tokio::sync::oneshot::Sender<()>) {
+        let (tx, rx) = watch::channel(true);
+        let (panic, wait) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _tx = tx;
+            let _ = wait.await;
+            panic!("injected: the lease manager blew up");
+        });
+        (Leadership::supervising(rx, task, CancellationToken::new()), panic)
+    }
+
+    #[tokio::test]
+    async fn a_dead_leader_election_fails_the_run_while_controllers_still_run() {
+        let (mut leadership, panic) = doomed_leadership();
+        let leading = leadership.receiver();
+        assert!(leader::is_leading(&leading));
+        let controllers_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = controllers_stopped.clone();
+        // Controllers that would run forever; they are dropped (and their reconciles with them).
+        let controllers = async move {
+            let _guard = scopeguard(stopped);
+            futures::future::pending::<()>().await
+        };
+        let _ = panic.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(controllers, &mut leadership))
+            .await
+            .expect("the supervisor resolves without waiting for the controllers");
+        match outcome {
+            Err(e @ RunError::Leader(LeaderError::Panicked(_))) => {
+                assert!(e.to_string().contains("exiting so that the pod is restarted"), "{e}");
+            }
+            other => panic!("expected a leader failure, got {other:?}"),
+        }
+        assert!(!leader::is_leading(&leading), "the replica no longer acts as leader");
+        assert!(controllers_stopped.load(std::sync::atomic::Ordering::SeqCst), "the controllers were stopped");
+    }
+
+    #[tokio::test]
+    async fn controllers_that_stop_end_the_run_cleanly() {
+        let mut leadership = Leadership::always();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(async {}, &mut leadership)).await;
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+    }
+
+    /// Sets the flag when dropped.
+    fn scopeguard(flag: Arc<std::sync::atomic::AtomicBool>) -> impl Drop {
+        struct Guard(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        Guard(flag)
+    }
 }
