@@ -1,6 +1,8 @@
 //! The controller process: flags, watches (profiles and the Secrets they reference), the shared
 //! Context, supervision of the leader election, and graceful shutdown.
 
+pub mod unreadable;
+
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -12,12 +14,12 @@ use clap::builder::BoolishValueParser;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
-use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use url::Url;
@@ -110,13 +112,17 @@ pub enum RunError {
     Leader(#[from] LeaderError),
 }
 
+/// A profile as watched: one that this operator version cannot read (a newer CRD) is an
+/// `InvalidObject` for itself alone, instead of a failure of the whole watch.
+pub type WatchedProfile = DeserializeGuard<CloudSyncProfile>;
+
 /// Hash of what should trigger a reconcile: spec changes (generation), deletion, finalizers and a
 /// manual trigger annotation. Not status: the operator's own status writes must not loop.
-pub fn trigger_hash(p: &CloudSyncProfile) -> Option<u64> {
+pub fn trigger_hash<K: Resource>(p: &K) -> Option<u64> {
     let mut h = DefaultHasher::new();
-    p.metadata.uid.hash(&mut h);
-    p.metadata.generation.hash(&mut h);
-    p.metadata.deletion_timestamp.is_some().hash(&mut h);
+    p.meta().uid.hash(&mut h);
+    p.meta().generation.hash(&mut h);
+    p.meta().deletion_timestamp.is_some().hash(&mut h);
     p.finalizers().hash(&mut h);
     p.annotations().get(RECONCILE_ANNOTATION).hash(&mut h);
     Some(h.finish())
@@ -125,19 +131,46 @@ pub fn trigger_hash(p: &CloudSyncProfile) -> Option<u64> {
 /// Set this annotation to any new value to make the operator look at a profile now.
 pub const RECONCILE_ANNOTATION: &str = "cloudsync.io/reconcile-requested-at";
 
-/// Profiles in the Secret's namespace whose credentials name it.
+/// Readable profiles in the Secret's namespace whose credentials name it (an unreadable one has
+/// no credentials to use).
 fn profiles_using(
-    store: &Store<CloudSyncProfile>,
+    store: &Store<WatchedProfile>,
     namespace: Option<&str>,
     name: &str,
-) -> Vec<ObjectRef<CloudSyncProfile>> {
+) -> Vec<ObjectRef<WatchedProfile>> {
     store
         .state()
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == namespace)
-        .filter(|p| p.spec.credentials.secret_ref.as_ref().is_some_and(|r| r.name == name))
+        .filter(|p| {
+            p.0.as_ref().is_ok_and(|p| {
+                p.namespace().as_deref() == namespace
+                    && p.spec.credentials.secret_ref.as_ref().is_some_and(|r| r.name == name)
+            })
+        })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
+}
+
+/// One watched profile: a readable one is reconciled, an unreadable one reported.
+async fn dispatch(object: Arc<WatchedProfile>, ctx: Arc<Context>) -> Result<Action, reconcile::Error> {
+    match &object.0 {
+        Ok(profile) => reconcile::reconcile(Arc::new(profile.clone()), ctx).await,
+        Err(invalid) => unreadable::report(&object, &invalid.error, &ctx).await,
+    }
+}
+
+/// Retry of an unreadable profile whose report failed (the apiserver refused the Event or the
+/// status write); a profile that reads backs off as every other.
+const UNREADABLE_REPORT_RETRY: Duration = Duration::from_secs(30);
+
+fn error_policy(object: Arc<WatchedProfile>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+    match &object.0 {
+        Ok(profile) => reconcile::error_policy(Arc::new(profile.clone()), error, ctx),
+        Err(_) => {
+            warn!(profile = %ObjectRef::from_obj(object.as_ref()), error = %error, "cannot report an unreadable profile; will retry");
+            Action::requeue(UNREADABLE_REPORT_RETRY)
+        }
+    }
 }
 
 /// What every per-scope controller of the process shares.
@@ -154,7 +187,7 @@ pub struct Shared {
 /// Runs one controller over one scope (a namespace, or all of them) until `shared.shutdown`.
 pub async fn controller(client: Client, namespace: Option<String>, shared: Shared) {
     let Shared { ctx, leadership, health, shutdown, label_selector, concurrency } = shared;
-    let (profiles, secrets): (Api<CloudSyncProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+    let (profiles, secrets): (Api<WatchedProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
@@ -189,7 +222,7 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .reconcile_all_on(leader::became_leader(leadership))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(dispatch, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
@@ -245,7 +278,8 @@ pub async fn shutdown_signal() {
 /// Fails fast, with the right message, when the CRD is missing or RBAC does not allow the watch:
 /// one list per watched scope, exactly what the watches will do.
 async fn check_access(client: &Client, namespaces: &[String]) -> Result<(), RunError> {
-    let scopes: Vec<(Api<CloudSyncProfile>, String)> = if namespaces.is_empty() {
+    // Listed like the watch lists them: an unreadable profile must not stop the start.
+    let scopes: Vec<(Api<WatchedProfile>, String)> = if namespaces.is_empty() {
         vec![(Api::all(client.clone()), "in all namespaces".to_string())]
     } else {
         namespaces.iter().map(|ns| (Api::namespaced(client.clone(), ns), format!("in namespace {ns}"))).collect()
@@ -431,5 +465,34 @@ mod tests {
             }
         }
         Guard(flag)
+    }
+
+    #[test]
+    fn the_trigger_ignores_status_and_sees_unreadable_profiles() {
+        let readable: CloudSyncProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"tenantId": "11111111-2222-3333-4444-555555555555",
+                     "credentials": {"secretRef": {"name": "s"}}, "domain": "contoso.com"},
+        }))
+        .expect("profile");
+        let mut with_status = readable.clone();
+        with_status.status = Some(Default::default());
+        assert_eq!(trigger_hash(&readable), trigger_hash(&with_status));
+
+        let guarded = |policy: &str, generation: i64| -> WatchedProfile {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "generation": generation},
+                "spec": {"tenantId": "11111111-2222-3333-4444-555555555555",
+                         "credentials": {"secretRef": {"name": "s"}}, "domain": "contoso.com",
+                         "deletionPolicy": policy},
+            }))
+            .expect("a guard always deserializes")
+        };
+        let archive = guarded("Archive", 2);
+        assert!(archive.0.is_err(), "unknown enum value");
+        assert!(guarded("Orphan", 3).0.is_ok());
+        assert_ne!(trigger_hash(&archive), trigger_hash(&guarded("Archive", 3)), "a fix bumps the generation");
     }
 }
