@@ -1,6 +1,7 @@
 //! The controller process: flags, watches (profiles and the Secrets they reference), the shared
 //! Context, supervision of the leader election, and graceful shutdown.
 
+mod concurrency;
 pub mod unreadable;
 
 use std::collections::hash_map::DefaultHasher;
@@ -20,6 +21,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use url::Url;
@@ -49,7 +51,7 @@ pub struct RunArgs {
     /// retry at once).
     #[arg(long, env = "CLOUDSYNC_USER_ACTION_RETRY_SECONDS", default_value_t = 600)]
     pub user_action_retry_seconds: u64,
-    /// Profiles reconciled at once.
+    /// Profiles reconciled at once, over all watched namespaces (0: no limit).
     #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
     /// Profiles of one tenant reconciled at once.
@@ -181,12 +183,15 @@ pub struct Shared {
     pub health: Arc<Health>,
     pub shutdown: CancellationToken,
     pub label_selector: Option<String>,
+    /// Each Controller's own bound.
     pub concurrency: u16,
+    /// The process-wide bound, shared by every Controller (the same number).
+    pub limit: Arc<Semaphore>,
 }
 
 /// Runs one controller over one scope (a namespace, or all of them) until `shared.shutdown`.
 pub async fn controller(client: Client, namespace: Option<String>, shared: Shared) {
-    let Shared { ctx, leadership, health, shutdown, label_selector, concurrency } = shared;
+    let Shared { ctx, leadership, health, shutdown, label_selector, concurrency, limit } = shared;
     let (profiles, secrets): (Api<WatchedProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -222,7 +227,7 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .reconcile_all_on(leader::became_leader(leadership))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(dispatch, error_policy, ctx)
+        .run(concurrency::bounded(limit, dispatch), error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
@@ -356,6 +361,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown: stop.clone(),
         label_selector: args.label_selector.clone(),
         concurrency: args.concurrency,
+        limit: concurrency::limit(args.concurrency),
     };
     let controllers =
         futures::future::join_all(scopes.into_iter().map(|ns| controller(client.clone(), ns, shared.clone())));
