@@ -1,7 +1,11 @@
 //! The controller process: flags, watches (profiles and the Secrets they reference), the shared
-//! Context, and graceful shutdown.
+//! Context, supervision of the leader election, and graceful shutdown.
+
+mod concurrency;
+pub mod unreadable;
 
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,19 +15,20 @@ use clap::builder::BoolishValueParser;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
-use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use url::Url;
 
 use crate::api::CloudSyncProfile;
 use crate::graph::{ClientConfig, GraphClient, Overrides, RetryPolicy};
-use crate::leader::{self, LeaderSettings, Leadership};
+use crate::leader::{self, LeaderError, LeaderSettings, Leadership};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Settings, WorkloadIdentityConfig};
 use crate::server::{self, Health};
@@ -46,7 +51,7 @@ pub struct RunArgs {
     /// retry at once).
     #[arg(long, env = "CLOUDSYNC_USER_ACTION_RETRY_SECONDS", default_value_t = 600)]
     pub user_action_retry_seconds: u64,
-    /// Profiles reconciled at once.
+    /// Profiles reconciled at once, over all watched namespaces (0: no limit).
     #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
     /// Profiles of one tenant reconciled at once.
@@ -105,15 +110,21 @@ pub enum RunError {
     Forbidden { scope: String, source: kube::Error },
     #[error("{0}")]
     Graph(#[from] crate::graph::GraphError),
+    #[error("{0}; exiting so that the pod is restarted")]
+    Leader(#[from] LeaderError),
 }
+
+/// A profile as watched: one that this operator version cannot read (a newer CRD) is an
+/// `InvalidObject` for itself alone, instead of a failure of the whole watch.
+pub type WatchedProfile = DeserializeGuard<CloudSyncProfile>;
 
 /// Hash of what should trigger a reconcile: spec changes (generation), deletion, finalizers and a
 /// manual trigger annotation. Not status: the operator's own status writes must not loop.
-pub fn trigger_hash(p: &CloudSyncProfile) -> Option<u64> {
+pub fn trigger_hash<K: Resource>(p: &K) -> Option<u64> {
     let mut h = DefaultHasher::new();
-    p.metadata.uid.hash(&mut h);
-    p.metadata.generation.hash(&mut h);
-    p.metadata.deletion_timestamp.is_some().hash(&mut h);
+    p.meta().uid.hash(&mut h);
+    p.meta().generation.hash(&mut h);
+    p.meta().deletion_timestamp.is_some().hash(&mut h);
     p.finalizers().hash(&mut h);
     p.annotations().get(RECONCILE_ANNOTATION).hash(&mut h);
     Some(h.finish())
@@ -122,19 +133,46 @@ pub fn trigger_hash(p: &CloudSyncProfile) -> Option<u64> {
 /// Set this annotation to any new value to make the operator look at a profile now.
 pub const RECONCILE_ANNOTATION: &str = "cloudsync.io/reconcile-requested-at";
 
-/// Profiles in the Secret's namespace whose credentials name it.
+/// Readable profiles in the Secret's namespace whose credentials name it (an unreadable one has
+/// no credentials to use).
 fn profiles_using(
-    store: &Store<CloudSyncProfile>,
+    store: &Store<WatchedProfile>,
     namespace: Option<&str>,
     name: &str,
-) -> Vec<ObjectRef<CloudSyncProfile>> {
+) -> Vec<ObjectRef<WatchedProfile>> {
     store
         .state()
         .into_iter()
-        .filter(|p| p.namespace().as_deref() == namespace)
-        .filter(|p| p.spec.credentials.secret_ref.as_ref().is_some_and(|r| r.name == name))
+        .filter(|p| {
+            p.0.as_ref().is_ok_and(|p| {
+                p.namespace().as_deref() == namespace
+                    && p.spec.credentials.secret_ref.as_ref().is_some_and(|r| r.name == name)
+            })
+        })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
+}
+
+/// One watched profile: a readable one is reconciled, an unreadable one reported.
+async fn dispatch(object: Arc<WatchedProfile>, ctx: Arc<Context>) -> Result<Action, reconcile::Error> {
+    match &object.0 {
+        Ok(profile) => reconcile::reconcile(Arc::new(profile.clone()), ctx).await,
+        Err(invalid) => unreadable::report(&object, &invalid.error, &ctx).await,
+    }
+}
+
+/// Retry of an unreadable profile whose report failed (the apiserver refused the Event or the
+/// status write); a profile that reads backs off as every other.
+const UNREADABLE_REPORT_RETRY: Duration = Duration::from_secs(30);
+
+fn error_policy(object: Arc<WatchedProfile>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+    match &object.0 {
+        Ok(profile) => reconcile::error_policy(Arc::new(profile.clone()), error, ctx),
+        Err(_) => {
+            warn!(profile = %ObjectRef::from_obj(object.as_ref()), error = %error, "cannot report an unreadable profile; will retry");
+            Action::requeue(UNREADABLE_REPORT_RETRY)
+        }
+    }
 }
 
 /// What every per-scope controller of the process shares.
@@ -145,13 +183,16 @@ pub struct Shared {
     pub health: Arc<Health>,
     pub shutdown: CancellationToken,
     pub label_selector: Option<String>,
+    /// Each Controller's own bound.
     pub concurrency: u16,
+    /// The process-wide bound, shared by every Controller (the same number).
+    pub limit: Arc<Semaphore>,
 }
 
 /// Runs one controller over one scope (a namespace, or all of them) until `shared.shutdown`.
 pub async fn controller(client: Client, namespace: Option<String>, shared: Shared) {
-    let Shared { ctx, leadership, health, shutdown, label_selector, concurrency } = shared;
-    let (profiles, secrets): (Api<CloudSyncProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+    let Shared { ctx, leadership, health, shutdown, label_selector, concurrency, limit } = shared;
+    let (profiles, secrets): (Api<WatchedProfile>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
@@ -186,7 +227,7 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .reconcile_all_on(leader::became_leader(leadership))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { stopping.cancelled().await })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .run(concurrency::bounded(limit, dispatch), error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
@@ -247,7 +288,8 @@ pub async fn shutdown_signal() {
 /// Fails fast, with the right message, when the CRD is missing or RBAC does not allow the watch:
 /// one list per watched scope, exactly what the watches will do.
 async fn check_access(client: &Client, namespaces: &[String]) -> Result<(), RunError> {
-    let scopes: Vec<(Api<CloudSyncProfile>, String)> = if namespaces.is_empty() {
+    // Listed like the watch lists them: an unreadable profile must not stop the start.
+    let scopes: Vec<(Api<WatchedProfile>, String)> = if namespaces.is_empty() {
         vec![(Api::all(client.clone()), "in all namespaces".to_string())]
     } else {
         namespaces.iter().map(|ns| (Api::namespaced(client.clone(), ns), format!("in namespace {ns}"))).collect()
@@ -287,7 +329,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let release = CancellationToken::new();
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone(), release.clone()));
 
-    let leadership = if args.leader_election {
+    let mut leadership = if args.leader_election {
         let namespace = args
             .lease_namespace
             .clone()
@@ -304,7 +346,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Leadership::always()
     };
     let leading = leadership.receiver();
-    let ctx = Arc::new(context(client.clone(), &args, metrics, Arc::new(move || *leading.borrow()))?);
+    let ctx = Arc::new(context(client.clone(), &args, metrics, Arc::new(move || leader::is_leading(&leading)))?);
     info!(
         graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
         namespaces = ?args.namespaces,
@@ -322,6 +364,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown: stop.clone(),
         label_selector: args.label_selector.clone(),
         concurrency: args.concurrency,
+        limit: concurrency::limit(args.concurrency),
     };
     let controllers =
         futures::future::join_all(scopes.into_iter().map(|ns| controller(client.clone(), ns, shared.clone())));
@@ -331,7 +374,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!("shutting down");
         signal.cancel();
     });
-    controllers.await;
+    if let Err(e) = supervise(controllers, &mut leadership).await {
+        // No graceful drain: reconciles still running were started as leader, and stopping
+        // them now is no worse than a crash, which every step is built to survive.
+        health.stopping();
+        return Err(e);
+    }
     if !stop.is_cancelled() {
         error!("controller stopped unexpectedly");
     }
@@ -341,4 +389,119 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let _ = server.await;
     info!("stopped");
     Ok(())
+}
+
+/// Runs `controllers` until they stop (after a shutdown signal), unless the leader election task
+/// dies first: then this replica no longer knows whether it holds the lease, already reads as not
+/// leading (see `leader::is_leading`), and fails so that Kubernetes restarts it.
+pub async fn supervise(controllers: impl Future, leadership: &mut Leadership) -> Result<(), RunError> {
+    let mut controllers = std::pin::pin!(controllers);
+    tokio::select! {
+        _ = &mut controllers => Ok(()),
+        outcome = leadership.supervise() => match outcome {
+            // Released while the controllers still run: nothing left to supervise.
+            Ok(()) => {
+                let _ = controllers.await;
+                Ok(())
+            }
+            Err(e) => {
+                error!(error = %e, "leader election stopped; this replica stops acting as leader and exits");
+                Err(RunError::Leader(e))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::*;
+
+    /// A Leadership whose campaign leads, then panics when `panic` fires.
+    fn doomed_leadership() -> (Leadership, tokio::sync::oneshot::Sender<()>) {
+        let (tx, rx) = watch::channel(true);
+        let (panic, wait) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _tx = tx;
+            let _ = wait.await;
+            panic!("injected: the lease manager blew up");
+        });
+        (Leadership::supervising(rx, task, CancellationToken::new()), panic)
+    }
+
+    #[tokio::test]
+    async fn a_dead_leader_election_fails_the_run_while_controllers_still_run() {
+        let (mut leadership, panic) = doomed_leadership();
+        let leading = leadership.receiver();
+        assert!(leader::is_leading(&leading));
+        let controllers_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = controllers_stopped.clone();
+        // Controllers that would run forever; they are dropped (and their reconciles with them).
+        let controllers = async move {
+            let _guard = scopeguard(stopped);
+            futures::future::pending::<()>().await
+        };
+        let _ = panic.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(controllers, &mut leadership))
+            .await
+            .expect("the supervisor resolves without waiting for the controllers");
+        match outcome {
+            Err(e @ RunError::Leader(LeaderError::Panicked(_))) => {
+                assert!(e.to_string().contains("exiting so that the pod is restarted"), "{e}");
+            }
+            other => panic!("expected a leader failure, got {other:?}"),
+        }
+        assert!(!leader::is_leading(&leading), "the replica no longer acts as leader");
+        assert!(controllers_stopped.load(std::sync::atomic::Ordering::SeqCst), "the controllers were stopped");
+    }
+
+    #[tokio::test]
+    async fn controllers_that_stop_end_the_run_cleanly() {
+        let mut leadership = Leadership::always();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(async {}, &mut leadership)).await;
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+    }
+
+    /// Sets the flag when dropped.
+    fn scopeguard(flag: Arc<std::sync::atomic::AtomicBool>) -> impl Drop {
+        struct Guard(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        Guard(flag)
+    }
+
+    #[test]
+    fn the_trigger_ignores_status_and_sees_unreadable_profiles() {
+        let readable: CloudSyncProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "generation": 1},
+            "spec": {"tenantId": "11111111-2222-3333-4444-555555555555",
+                     "credentials": {"secretRef": {"name": "s"}}, "domain": "contoso.com"},
+        }))
+        .expect("profile");
+        let mut with_status = readable.clone();
+        with_status.status = Some(Default::default());
+        assert_eq!(trigger_hash(&readable), trigger_hash(&with_status));
+
+        let guarded = |policy: &str, generation: i64| -> WatchedProfile {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u1", "generation": generation},
+                "spec": {"tenantId": "11111111-2222-3333-4444-555555555555",
+                         "credentials": {"secretRef": {"name": "s"}}, "domain": "contoso.com",
+                         "deletionPolicy": policy},
+            }))
+            .expect("a guard always deserializes")
+        };
+        let archive = guarded("Archive", 2);
+        assert!(archive.0.is_err(), "unknown enum value");
+        assert!(guarded("Orphan", 3).0.is_ok());
+        assert_ne!(trigger_hash(&archive), trigger_hash(&guarded("Archive", 3)), "a fix bumps the generation");
+    }
 }

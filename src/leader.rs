@@ -29,36 +29,89 @@ pub struct LeaderSettings {
     pub duration: Duration,
 }
 
-/// Whether this process leads; `changes()` wakes on every flip.
+/// Whether this process leads, published by the campaign task on a watch channel. Read it with
+/// [`is_leading`]: the channel keeps its last value after the task is gone.
 pub struct Leadership {
     rx: watch::Receiver<bool>,
     task: Option<JoinHandle<()>>,
+    release: CancellationToken,
+    /// Keeps the channel open when no task owns the sender (`always`), so that it does not read
+    /// as a dead campaign.
+    _sender: Option<watch::Sender<bool>>,
+}
+
+/// The campaign task is gone although nobody asked it to release the lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    #[error("the leader election task panicked: {0}")]
+    Panicked(String),
+    #[error("the leader election task stopped without being asked to")]
+    Ended,
 }
 
 impl Leadership {
     /// No election: this process always leads.
     pub fn always() -> Self {
-        let (_tx, rx) = watch::channel(true);
-        Self { rx, task: None }
+        let (tx, rx) = watch::channel(true);
+        Self { rx, task: None, release: CancellationToken::new(), _sender: Some(tx) }
     }
 
     /// Campaigns until `release` is cancelled, then gives the lease up.
     pub fn start(client: Client, settings: LeaderSettings, release: CancellationToken) -> Self {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(campaign(client, settings, tx, release));
-        Self { rx, task: Some(task) }
+        let task = tokio::spawn(campaign(client, settings, tx, release.clone()));
+        Self::supervising(rx, task, release)
+    }
+
+    /// Leadership as published on `rx` by `task`, which owns the sender and is expected to end
+    /// only once `release` is cancelled.
+    pub fn supervising(rx: watch::Receiver<bool>, task: JoinHandle<()>, release: CancellationToken) -> Self {
+        Self { rx, task: Some(task), release, _sender: None }
     }
 
     pub fn receiver(&self) -> watch::Receiver<bool> {
         self.rx.clone()
     }
 
+    /// Resolves when the campaign task is gone: `Ok` when it was asked to release the lease, an
+    /// error when it panicked or ended on its own. Without a task (`always`) it never resolves.
+    /// Cancel-safe: dropping it keeps the task supervised.
+    pub async fn supervise(&mut self) -> Result<(), LeaderError> {
+        let Some(task) = self.task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = task.await;
+        self.task = None;
+        match outcome {
+            Ok(()) if self.release.is_cancelled() => Ok(()),
+            Ok(()) => Err(LeaderError::Ended),
+            Err(e) if e.is_panic() => Err(LeaderError::Panicked(panic_message(e.into_panic()))),
+            // Aborted: nothing aborts it but the runtime shutting down.
+            Err(_) => Err(LeaderError::Ended),
+        }
+    }
+
     /// Waits until the lease has been released (after `release` was cancelled).
-    pub async fn finished(self) {
-        if let Some(t) = self.task {
+    pub async fn finished(mut self) {
+        if let Some(t) = self.task.take() {
             let _ = t.await;
         }
     }
+}
+
+/// True while the campaign task says this process leads. A task that panicked or ended dropped
+/// its sender: the channel still holds its last value, but `has_changed` reports it closed, and
+/// a replica that cannot renew its lease must not act as leader.
+pub fn is_leading(rx: &watch::Receiver<bool>) -> bool {
+    rx.has_changed().is_ok() && *rx.borrow()
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
 }
 
 /// Ticks once each time this process becomes the leader.
@@ -187,4 +240,86 @@ async fn campaign(client: Client, s: LeaderSettings, tx: watch::Sender<bool>, re
         }
     }
     tx.send_replace(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::{oneshot, watch};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// A campaign stand-in that reports leading, then does `then` when told to.
+    fn leading_task(then: fn(watch::Sender<bool>)) -> (Leadership, oneshot::Sender<()>, CancellationToken) {
+        let (tx, rx) = watch::channel(false);
+        let (go, wait) = oneshot::channel::<()>();
+        let release = CancellationToken::new();
+        let task = tokio::spawn(async move {
+            tx.send_replace(true);
+            let _ = wait.await;
+            then(tx);
+        });
+        (Leadership::supervising(rx, task, release.clone()), go, release)
+    }
+
+    async fn wait_leading(rx: &watch::Receiver<bool>) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !is_leading(rx) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the task reports leading");
+    }
+
+    #[tokio::test]
+    async fn a_panicked_campaign_stops_leading_and_the_supervisor_fails() {
+        let (mut leadership, go, _release) = leading_task(|_tx| panic!("injected campaign failure"));
+        let rx = leadership.receiver();
+        wait_leading(&rx).await;
+        let _ = go.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(5), leadership.supervise()).await.expect("resolves");
+        match outcome {
+            Err(LeaderError::Panicked(msg)) => assert!(msg.contains("injected campaign failure"), "{msg}"),
+            other => panic!("expected a panic report, got {other:?}"),
+        }
+        assert!(*rx.borrow(), "the channel still holds the last value...");
+        assert!(!is_leading(&rx), "...but a dead campaign does not lead");
+    }
+
+    #[tokio::test]
+    async fn a_campaign_that_ends_unasked_is_an_error() {
+        let (mut leadership, go, _release) = leading_task(drop);
+        let rx = leadership.receiver();
+        wait_leading(&rx).await;
+        let _ = go.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(5), leadership.supervise()).await.expect("resolves");
+        assert!(matches!(outcome, Err(LeaderError::Ended)), "{outcome:?}");
+        assert!(!is_leading(&rx));
+    }
+
+    #[tokio::test]
+    async fn a_released_campaign_ends_cleanly() {
+        let (mut leadership, go, release) = leading_task(|tx| {
+            tx.send_replace(false);
+        });
+        wait_leading(&leadership.receiver()).await;
+        release.cancel();
+        let _ = go.send(());
+        let outcome = tokio::time::timeout(Duration::from_secs(5), leadership.supervise()).await.expect("resolves");
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn without_election_the_process_leads_and_nothing_is_supervised() {
+        let mut leadership = Leadership::always();
+        assert!(is_leading(&leadership.receiver()));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), leadership.supervise()).await.is_err(),
+            "no task: the supervisor never resolves"
+        );
+        assert!(is_leading(&leadership.receiver()));
+    }
 }

@@ -42,7 +42,9 @@ pub const DEFAULT_RESET_SCOPE: &str = "Watermark, Escrows, QuarantineState";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message","description":"What to do next, if anything"}"#
 )]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Unknown fields are not refused here: under this version's CRD the apiserver prunes them, and a
+// newer CRD's additions must be ignored, not make the profile unreadable.
+#[serde(rename_all = "camelCase")]
 // A transition rule on the field would not fire when cloud goes from absent (Global) to set.
 #[x_kube(validation = Rule::new("(has(self.cloud) ? self.cloud : 'Global') == (has(oldSelf.cloud) ? oldSelf.cloud : 'Global')").message("cloud is immutable; create a new profile for another cloud"))]
 pub struct CloudSyncProfileSpec {
@@ -131,7 +133,7 @@ impl From<Cloud> for NationalCloud {
 
 /// Credentials for Microsoft Graph. Exactly one source is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.secretRef) != has(self.workloadIdentity)").message("credentials: set exactly one of secretRef or workloadIdentity"))]
 pub struct Credentials {
     /// A Secret in the profile's namespace holding the keys clientId and clientSecret of an
@@ -147,7 +149,7 @@ pub struct Credentials {
 
 /// Reference to a Secret in the same namespace as the profile.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Name of the Secret; it must hold the keys clientId and clientSecret.
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("secretRef.name must be a Secret name: lowercase letters, digits, '-' and '.'"))]
@@ -157,7 +159,7 @@ pub struct SecretRef {
 
 /// Federated credentials of the operator's own pod.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct WorkloadIdentity {
     /// Client (application) id that trusts the operator's service account. Defaults to the
     /// operator's AZURE_CLIENT_ID.
@@ -169,7 +171,7 @@ pub struct WorkloadIdentity {
 
 /// A one-shot restart of the synchronization jobs.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RestartRequest {
     /// Any string; a value different from status.lastRestartRequestId triggers one restart.
     #[schemars(length(min = 1, max = 128))]

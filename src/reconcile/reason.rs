@@ -27,7 +27,7 @@ macro_rules! reasons {
         impl Reason {
             pub const ALL: &'static [Reason] = &[$($(Reason::$name,)+)+];
 
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($(Reason::$name => stringify!($name),)+)+ }
             }
 
@@ -45,7 +45,7 @@ macro_rules! reasons {
 reasons! {
     NeedsUser: SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
         WorkloadIdentityUnavailable, CredentialsRejected, GraphUnauthorized, GraphForbidden,
-        GraphRequestRejected, AmbiguousServicePrincipal, ConfigurationClaimed, CleanupBlocked,
+        GraphRequestRejected, AmbiguousServicePrincipal, ConfigurationClaimed, CleanupBlocked, UnreadableSpec,
         Quarantined, ExecutionFailed, DuplicateJobs;
     Progress: Creating, WaitingForCredentials, InstantiatePending, JobsMissing, NotRunning,
         NoServicePrincipal, Suspended, Retrying;

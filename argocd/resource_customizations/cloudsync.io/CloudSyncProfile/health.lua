@@ -18,14 +18,15 @@
 -- A Suspended or Degraded condition written for an older generation is ignored (its
 -- observedGeneration is behind metadata.generation), so a stale condition never wins.
 --
--- Condition reasons, kept in sync with the operator (`grep -rn 'Problem::new("' src/reconcile`,
--- plus Desired::new in src/reconcile/cleanup.rs and retrying() in src/reconcile/status.rs):
+-- Condition reasons, kept in sync with the operator's one list of them (src/reconcile/reason.rs;
+-- tests/argocd_health.rs fails when this table and that list differ):
 --   need the user (Ready=False -> Degraded):
 --     SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
 --     WorkloadIdentityUnavailable            (src/reconcile/credentials.rs)
 --     CredentialsRejected, GraphUnauthorized, GraphForbidden, GraphRequestRejected,
 --     AmbiguousServicePrincipal, ConfigurationClaimed (src/reconcile/apply.rs)
 --     CleanupBlocked                         (src/reconcile/cleanup.rs)
+--     UnreadableSpec                         (src/controller/unreadable.rs: a CRD newer than the operator)
 --     Quarantined, ExecutionFailed, DuplicateJobs (src/reconcile/status.rs; normally caught by
 --                                            rule 5 through the Degraded condition already)
 --   transient or progress (Ready=False -> Progressing):
@@ -49,6 +50,7 @@ local USER_ACTION = {
   AmbiguousServicePrincipal = true,
   ConfigurationClaimed = true,
   CleanupBlocked = true,
+  UnreadableSpec = true,
   Quarantined = true,
   ExecutionFailed = true,
   DuplicateJobs = true,
