@@ -2,11 +2,9 @@
 //! the final stage is distroless, non-root, and holds only the binary. No Docker engine exists
 //! here to build it, so these checks are what keeps it right.
 
-mod support;
-
 use std::process::Command;
 
-use support::kube_env::{bin_dir, kubeconfig_path, repo_root};
+use crate::support::kube_env::{bin_dir, kubeconfig_path, repo_root};
 
 #[test]
 fn hadolint_finds_nothing() {

@@ -1,6 +1,5 @@
-//! Shared test support: a real control plane (`kube_env`). Each integration test binary compiles
-//! this module and uses a part of it.
-#![allow(dead_code)]
+//! Shared test support: a real control plane (`kube_env`), the operator binary against a Graph
+//! simulator (`operator`), and the Helm chart (`chart`).
 
 pub mod chart;
 pub mod kube_env;
