@@ -5,14 +5,17 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, so that source changes reuse the cached dependency layer.
+# Dependencies first, so that source changes reuse the cached dependency layer. The workspace
+# member sim/ (the Graph simulator) must be there for cargo to read the manifest, but the image is
+# built without it (--no-default-features), so its manifest and an empty lib are enough.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked --bin cloudsync-operator \
+COPY sim/Cargo.toml ./sim/
+RUN mkdir src sim/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs sim/src/lib.rs \
+    && cargo build --release --locked --no-default-features --bin cloudsync-operator \
     && rm -rf src
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin cloudsync-operator \
+    && cargo build --release --locked --no-default-features --bin cloudsync-operator \
     && strip target/release/cloudsync-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
