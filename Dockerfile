@@ -12,6 +12,7 @@ WORKDIR /src
 # (add a COPY line per member, and a `!member/Cargo.toml` line to .dockerignore) and stubs all
 # targets they name. No default features: the Graph simulator stays out of the production image.
 COPY Cargo.toml Cargo.lock ./
+COPY sim/Cargo.toml sim/
 COPY docker/stub-cargo-targets.sh docker/
 RUN sh docker/stub-cargo-targets.sh \
     && cargo build --release --locked --no-default-features --bin cloudsync-operator \

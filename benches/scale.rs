@@ -8,7 +8,9 @@
 //! converging, the steady-state cost (Graph reads per profile per resync), throttling seen, and
 //! the operator's resident memory.
 
-#[path = "../tests/support/mod.rs"]
+// The integration tests' support code; the benchmark uses only part of it.
+#[path = "../tests/integration/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use cloudsync_operator::api::CloudSyncProfile;
-use cloudsync_operator::sim::{Registration, Simulator};
+use cloudsync_sim::{Registration, Simulator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};

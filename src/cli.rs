@@ -1,4 +1,5 @@
-//! Command line: `run` (the controller), `crd` (print the CRD), `sim` (the Graph simulator).
+//! Command line: `run` (the controller), `crd` (print the CRD), `sim` (the Graph simulator, in
+//! builds with the default `sim` feature).
 
 use std::process::ExitCode;
 
@@ -24,7 +25,8 @@ pub enum Command {
     /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
     Crd,
     /// Run the Microsoft Graph simulator.
-    Sim(crate::sim::SimArgs),
+    #[cfg(feature = "sim")]
+    Sim(cloudsync_sim::SimArgs),
 }
 
 impl Cli {
@@ -40,7 +42,8 @@ impl Cli {
                     ExitCode::FAILURE
                 }
             },
-            Command::Sim(args) => match crate::sim::run(args).await {
+            #[cfg(feature = "sim")]
+            Command::Sim(args) => match cloudsync_sim::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -11,5 +11,4 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
-pub mod sim;
 pub mod telemetry;

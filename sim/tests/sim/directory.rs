@@ -1,11 +1,8 @@
 //! Organization, instantiate, service principal and application routes of the Graph simulator.
 
-#[path = "support/sim_http.rs"]
-mod support;
-
+use crate::support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 #[tokio::test]
 async fn organization_get_select_and_patch() {

@@ -6,10 +6,10 @@
 //! control plane are not affected while it is installed; the current CRD is put back at the end,
 //! also when the test fails.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::kube_env::{client, namespace, repo_root};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -17,8 +17,6 @@ use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::kube_env::{client, namespace, repo_root};
-use support::operator::*;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 const CRD_NAME: &str = "cloudsyncprofiles.cloudsync.io";

@@ -1,16 +1,13 @@
 //! Token endpoint and bearer-check behaviour of the Graph simulator, over real HTTP.
 
-#[path = "support/sim_http.rs"]
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use cloudsync_operator::sim::Registration;
+use cloudsync_sim::Registration;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 fn assert_aad_error(r: &Resp, status: u16, error: &str, code: u64) {
     assert_eq!(r.status, status, "{}", r.text);

@@ -1,15 +1,13 @@
 //! The CloudSyncProfile API on a real kube-apiserver: the generated CRD, admission-time validation,
 //! the status subresource, and what kubectl shows.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::kube_env::{client, kubectl, namespace};
 use cloudsync_operator::api::{CloudSyncProfile, CloudSyncProfileStatus};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams, ValidationDirective};
 use serde_json::{Value, json};
-use support::kube_env::{client, kubectl, namespace};
 
 fn full_profile(name: &str) -> Value {
     json!({
@@ -330,8 +328,8 @@ async fn kubectl_wait_returns_when_ready_is_patched_in() {
         .await
         .unwrap();
 
-    let kubeconfig = support::kube_env::kubeconfig_path();
-    let mut wait = tokio::process::Command::new(support::kube_env::bin_dir().join("kubectl"))
+    let kubeconfig = crate::support::kube_env::kubeconfig_path();
+    let mut wait = tokio::process::Command::new(crate::support::kube_env::bin_dir().join("kubectl"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["wait", "--for=condition=Ready", "csp/p", "-n", &ns, "--timeout=60s"])

@@ -2,21 +2,19 @@
 //! configuration; an adopted configuration is neither pruned nor deleted; a job creation whose
 //! answer is lost is waited for, not repeated.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use cloudsync_operator::graph::model::{PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE};
 use cloudsync_operator::graph::{ClientConfig, Credential, GraphClient, Overrides};
-use cloudsync_operator::sim::FaultSpec;
+use cloudsync_sim::FaultSpec;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::DeleteParams;
 use secrecy::SecretString;
 use serde_json::json;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 

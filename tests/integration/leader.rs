@@ -2,17 +2,15 @@
 //! leader stopped with SIGTERM releases its Lease so the other takes over in about a second; a
 //! killed leader is replaced once its Lease expires.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use serde_json::json;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
     leases
@@ -37,7 +35,7 @@ async fn wait_holder(leases: &Api<Lease>, who: &str, timeout: Duration) -> Durat
     started.elapsed()
 }
 
-fn elected(ns: &str, sim: &cloudsync_operator::sim::SimHandle, name: &str, lease_seconds: &str) -> Operator {
+fn elected(ns: &str, sim: &cloudsync_sim::SimHandle, name: &str, lease_seconds: &str) -> Operator {
     Operator::start_with_env(
         ns,
         sim,

@@ -2,12 +2,10 @@
 //! cached binaries): `up` is idempotent, a stale pid (a killed kube-apiserver) is recovered from,
 //! the plane issues ServiceAccount tokens and authorizes with RBAC, and `down` cleans up.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::kube_env::{kubeconfig_path, repo_root};
+use crate::support::kube_env::{kubeconfig_path, repo_root};
 
 fn testenv(dir: &Path, arg: &str) -> Output {
     Command::new(repo_root().join("hack/testenv.sh"))

@@ -1,10 +1,9 @@
-//! Raw-HTTP helpers shared by the `sim_*` integration tests (each includes this file with
-//! `#[path]`).
-#![allow(dead_code)]
+//! Raw-HTTP helpers shared by the simulator's integration tests: a simulator with one test tenant,
+//! a client, and the Graph calls and assertions the tests repeat.
 
 use std::time::{Duration, Instant};
 
-use cloudsync_operator::sim::{SimHandle, Simulator, SimulatorBuilder};
+use cloudsync_sim::{SimHandle, Simulator, SimulatorBuilder};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;

@@ -10,7 +10,7 @@ use cloudsync_operator::graph::model::{PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMP
 use cloudsync_operator::graph::{
     Cause, ClientConfig, Credential, ErrorKind, GraphClient, Overrides, RetryPolicy, Source, Tenant, json_secret,
 };
-use cloudsync_operator::sim::{FaultSpec, Registration, SimHandle, Simulator};
+use cloudsync_sim::{FaultSpec, Registration, SimHandle, Simulator};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -455,7 +455,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
-    use crate::sim::state::FederatedCredential;
+    use crate::state::FederatedCredential;
 
     fn tenant() -> Tenant {
         let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();

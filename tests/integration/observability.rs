@@ -1,15 +1,13 @@
 //! What the operator exposes about itself: /metrics, /healthz, /readyz, and JSON logs with the
 //! profile, tenant and Graph request-id fields.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use kube::Api;
 use serde_json::json;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 #[tokio::test]
 async fn metrics_health_and_readiness_are_served() {
@@ -19,10 +17,8 @@ async fn metrics_health_and_readiness_are_served() {
     create_secret(&client, &ns).await;
     let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
     sim.add_fault(
-        cloudsync_operator::sim::FaultSpec::parse_cli(
-            "kind=status,status=429,retryAfter=1,path=/beta/servicePrincipals,times=1",
-        )
-        .unwrap(),
+        cloudsync_sim::FaultSpec::parse_cli("kind=status,status=429,retryAfter=1,path=/beta/servicePrincipals,times=1")
+            .unwrap(),
     )
     .unwrap();
     let op = Operator::start(&ns, &sim, &[]);

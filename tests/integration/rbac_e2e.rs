@@ -5,11 +5,12 @@
 //! Ready and is deleted with cleanup, in both RBAC shapes; `kubectl auth can-i` with the same token
 //! says no to what the operator must not do.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::chart::*;
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -17,9 +18,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use serde_json::{Value, json};
-use support::chart::*;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 const POD: &str = "cloudsync-operator-7d9f8c6b5-x2x4q";

@@ -1,19 +1,17 @@
 //! The operator end to end: a real kube-apiserver, the Graph simulator over HTTP, and the
 //! `cloudsync-operator run` binary. Graph calls are counted by the simulator.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
-use cloudsync_operator::sim::{FaultSpec, SimHandle};
+use cloudsync_sim::{FaultSpec, SimHandle};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use serde_json::json;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
@@ -138,9 +136,11 @@ async fn restarting_the_operator_in_steady_state_writes_nothing() {
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
     s.sim.reset();
     s.op.restart(&s.ns, &s.sim, &[]);
-    support::operator::eventually(Duration::from_secs(30), "the restarted operator to look at the profile", || {
-        s.sim.calls().iter().any(|c| c.path.ends_with("/synchronization/jobs"))
-    })
+    crate::support::operator::eventually(
+        Duration::from_secs(30),
+        "the restarted operator to look at the profile",
+        || s.sim.calls().iter().any(|c| c.path.ends_with("/synchronization/jobs")),
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(s.sim.counters().writes, 0, "{:?}", writes(&s.sim));

@@ -5,16 +5,14 @@
 //! The simulator's `delay-response` fault applies the write and holds its answer; the test waits
 //! until the write shows in the simulator's counters and kills the operator inside that window.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::kube_env::{client, namespace};
+use crate::support::operator::*;
 use cloudsync_operator::api::{CloudSyncProfile, CloudSyncProfileStatus};
-use cloudsync_operator::sim::{Counters, FaultSpec};
+use cloudsync_sim::{Counters, FaultSpec};
 use kube::Api;
 use serde_json::json;
-use support::kube_env::{client, namespace};
-use support::operator::*;
 
 struct Case {
     name: &'static str,

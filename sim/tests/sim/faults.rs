@@ -1,14 +1,11 @@
 //! Fault injection and introspection of the Graph simulator.
 
-#[path = "support/sim_http.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use cloudsync_operator::sim::FaultSpec;
+use crate::support::*;
+use cloudsync_sim::FaultSpec;
 use reqwest::Method;
 use serde_json::json;
-use support::*;
 
 fn spec(s: &str) -> FaultSpec {
     FaultSpec::parse_cli(s).expect("fault spec")

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cloudsync_operator::api::CloudSyncProfile;
-use cloudsync_operator::sim::{SimHandle, Simulator};
+use cloudsync_sim::{SimHandle, Simulator};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -71,6 +71,7 @@ impl Operator {
         self.spawn(namespace, &sim.url(), extra);
     }
 
+    #[allow(dead_code, reason = "benches/scale.rs reads the operator's memory by pid; no test needs it")]
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
     }

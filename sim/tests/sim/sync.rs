@@ -1,13 +1,10 @@
 //! Synchronization templates, jobs (life cycle over time) and secrets of the Graph simulator.
 
-#[path = "support/sim_http.rs"]
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 const MAX_INTERVAL: &str = "P10675199DT2H48M5.4775807S";
 

@@ -1,17 +1,17 @@
-//! The `sim` subcommand of the built binary.
-
-#[path = "support/sim_http.rs"]
-mod support;
+//! The `sim` subcommand of the built binary (the simulator itself is tested in its own crate, sim/).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudsync-operator");
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-000000000001";
+const SECRET: &str = "s3cret~value.with:colon";
+const SCOPE: &str = "https://graph.microsoft.com/.default";
 
 fn spawn(args: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
     let mut child = Command::new(BIN)

@@ -4,12 +4,12 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Ctx, Reply, lookup_app, lookup_sp, not_here, observe_duplicates, tenant};
-use crate::sim::calls::Event;
-use crate::sim::envelope::GraphError;
-use crate::sim::faults::Deferred;
-use crate::sim::odata::{self, Filter};
-use crate::sim::server::Inner;
-use crate::sim::state::{CLOUD_SYNC_TEMPLATE_ID, NON_GALLERY_TEMPLATE_IDS, perms};
+use crate::calls::Event;
+use crate::envelope::GraphError;
+use crate::faults::Deferred;
+use crate::odata::{self, Filter};
+use crate::server::Inner;
+use crate::state::{CLOUD_SYNC_TEMPLATE_ID, NON_GALLERY_TEMPLATE_IDS, perms};
 
 const FILTER_EQ: &[&str] = &["applicationTemplateId", "displayName", "appId"];
 const FILTER_STARTS_WITH: &[&str] = &["displayName", "appId"];
@@ -194,7 +194,7 @@ fn list_reply(
     let visible: Vec<Value> = items
         .into_iter()
         .filter(|(_, created)| match lag {
-            Some((_, secs)) if crate::sim::clock::plus_secs_f64(*created, secs) > now => {
+            Some((_, secs)) if crate::clock::plus_secs_f64(*created, secs) > now => {
                 hidden = true;
                 false
             }

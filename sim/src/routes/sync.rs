@@ -6,13 +6,13 @@ use axum::http::{StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, Reply, lookup_app, lookup_sp, observe_duplicates, tenant};
-use crate::sim::calls::Event;
-use crate::sim::envelope::GraphError;
-use crate::sim::ids;
-use crate::sim::jobs::{Job, ResetScope, StartOutcome, cloud_sync_settings};
-use crate::sim::server::Inner;
-use crate::sim::state::{ServicePrincipal, perms};
-use crate::sim::templates;
+use crate::calls::Event;
+use crate::envelope::GraphError;
+use crate::ids;
+use crate::jobs::{Job, ResetScope, StartOutcome, cloud_sync_settings};
+use crate::server::Inner;
+use crate::state::{ServicePrincipal, perms};
+use crate::templates;
 
 /// The `synchronizationSecret` enum (reference §3.3).
 pub const SECRET_KEYS: &[&str] = &[

@@ -3,23 +3,17 @@
 //! offline the way `docker build` runs it (no Docker engine exists here), makes a binary that
 //! runs and needs no library beyond what the distroless cc base has.
 
-mod support;
-
-#[path = "dockerfile/dockerignore.rs"]
 mod dockerignore;
-#[path = "dockerfile/elf_needs.rs"]
 mod elf_needs;
-#[path = "dockerfile/instructions.rs"]
 mod instructions;
-#[path = "dockerfile/replay.rs"]
 mod replay;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::kube_env::{bin_dir, kubeconfig_path, repo_root};
 use dockerignore::Rules;
-use support::kube_env::{bin_dir, kubeconfig_path, repo_root};
 
 #[test]
 fn hadolint_finds_nothing() {

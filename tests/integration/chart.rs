@@ -2,14 +2,12 @@
 //! renders, and every render admitted by the real kube-apiserver in a server-side dry run (in
 //! namespaces that enforce the `restricted` Pod Security Standard).
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use crate::support::chart::*;
+use crate::support::kube_env::{client, namespace, repo_root};
 use serde_json::{Value, json};
-use support::chart::*;
-use support::kube_env::{client, namespace, repo_root};
 
 const RELEASE: &str = "cso";
 const FULLNAME: &str = "cso-cloudsync-operator";

@@ -1,0 +1,8 @@
+//! The simulator over real HTTP, as one test binary: every route's paths, payloads, status codes
+//! and errors, against the Graph reference rather than against the operator's client.
+
+mod auth;
+mod directory;
+mod faults;
+mod support;
+mod sync;
