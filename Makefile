@@ -7,8 +7,9 @@ demo:  ## local control plane + Graph simulator + operator + a sample profile, u
 test:  ## fmt, clippy, unit tests, integration tests on a real kube-apiserver (what CI runs)
 	hack/test.sh
 
-crd:  ## regenerate the committed CRD from the Rust types
+crd:  ## regenerate the committed CRD from the Rust types (and the chart's copy of it)
 	cargo run --quiet -- crd > crds/cloudsyncprofiles.cloudsync.io.yaml
+	cp crds/cloudsyncprofiles.cloudsync.io.yaml charts/cloudsync-operator/crds/
 
 bench:  ## scale benchmark: BENCH_PROFILES (200) profiles in BENCH_TENANTS (10) tenants; prints numbers
 	hack/testenv.sh up
