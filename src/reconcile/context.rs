@@ -96,3 +96,32 @@ impl Context {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::clock::ManualClock;
+    use crate::reconcile::pass::Pass;
+
+    #[tokio::test]
+    async fn a_test_context_has_the_tests_clock_and_leads() {
+        // No request is made: building a client only parses its configuration.
+        let kube = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let graph = GraphClient::new(crate::graph::ClientConfig::default()).unwrap();
+        let start: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let ctx = Arc::new(Context::for_tests(kube, graph, clock.clone()));
+        let profile: CloudSyncProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"tenantId": "11111111-2222-3333-4444-555555555555", "credentials": {"secretRef": {"name": "c"}}, "domain": "contoso.com"}
+        }))
+        .unwrap();
+        let pass = Pass::new(Arc::new(profile), ctx);
+        assert_eq!(pass.now(), start);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(pass.now().to_string(), "2026-11-26T12:01:00Z");
+        assert!(pass.ensure_leader().is_ok());
+        assert_eq!(pass.key(), "ns/p");
+    }
+}

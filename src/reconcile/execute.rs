@@ -14,6 +14,7 @@ use super::pass::Pass;
 use super::plan::Slot;
 use super::step::{Done, Next, Outcome, Step};
 use crate::graph::{Cause, GraphError, Tenant};
+use crate::metrics::Metrics;
 
 /// The step that failed first, and how.
 pub type Failure = (Slot, GraphError);
@@ -28,23 +29,10 @@ pub async fn wave(
 ) -> Result<Option<Failure>, Error> {
     pass.ensure_leader()?;
     let prior = pass.status().clone();
-    let sender = if steps.iter().any(Step::needs_intent) {
-        // Intents are written right before the calls, never before a Retry-After wait: a process
-        // killed while it waits must leave no mark of a call it never sent. `fail_fast` refuses a
-        // call at once (certainly not sent) if another answer closed the gate meanwhile.
-        if let Err(e) = graph.until_open().await {
-            return Ok(steps.first().map(|s| (s.slot(), e)));
-        }
-        let now = pass.now();
-        for step in steps {
-            step.before(pass.status_mut(), now);
-        }
-        pass.save().await?;
-        graph.fail_fast()
-    } else {
-        graph.clone()
+    let sender = match intents(pass, graph, steps).await? {
+        Ok(sender) => sender,
+        Err(failure) => return Ok(Some(failure)),
     };
-
     let target = Target {
         service_principal: pass.status().service_principal.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
         eventual: super::plan::eventual(pass.status(), pass.now()),
@@ -71,7 +59,7 @@ pub async fn wave(
     while let Some(joined) = calls.join_next_with_id().await {
         let (id, outcome) = match joined {
             Ok((id, outcome)) => (id, outcome),
-            Err(e) => (e.id(), Err(task_failed(pass, &e, index.get(&e.id()).map(|i| &steps[*i])))),
+            Err(e) => (e.id(), Err(task_failed(&pass.ctx.metrics, &e, index.get(&e.id()).map(|i| &steps[*i])))),
         };
         let Some(&i) = index.get(&id) else { continue };
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
@@ -85,6 +73,23 @@ pub async fn wave(
         Some(e) => Err(e),
         None => pass.save().await.map(|()| failure),
     }
+}
+
+/// Writes the intents of a wave's non-idempotent steps and returns the client to send them with.
+/// Intents are written right before the calls, never before a Retry-After wait: a process killed
+/// while it waits must leave no mark of a call it never sent. The returned client refuses a call
+/// at once (certainly not sent) if another answer closed the gate meanwhile.
+async fn intents(pass: &mut Pass, graph: &Tenant, steps: &[Step]) -> Result<Result<Tenant, Failure>, Error> {
+    let Some(first) = steps.iter().find(|s| s.needs_intent()) else { return Ok(Ok(graph.clone())) };
+    if let Err(e) = graph.until_open().await {
+        return Ok(Err((first.slot(), e)));
+    }
+    let now = pass.now();
+    for step in steps {
+        step.before(pass.status_mut(), now);
+    }
+    pass.save().await?;
+    Ok(Ok(graph.fail_fast()))
 }
 
 async fn record(
@@ -110,10 +115,10 @@ async fn record(
 
 /// A call's task panicked or was cancelled: its outcome is unknown, so its intent stays (the
 /// next pass looks in Graph before anything is repeated).
-fn task_failed(pass: &Pass, e: &tokio::task::JoinError, step: Option<&Step>) -> GraphError {
+fn task_failed(metrics: &Metrics, e: &tokio::task::JoinError, step: Option<&Step>) -> GraphError {
     let name = step.map_or("unknown", Step::name);
     error!(step = name, error = %e, "a Graph call's task failed; its outcome is unknown");
-    pass.ctx.metrics.step_task_failed(name);
+    metrics.step_task_failed(name);
     GraphError::transport("step.task", Cause::Interrupted, format!("the {name} call's task failed: {e}"))
 }
 
@@ -150,5 +155,33 @@ async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
         Step::DeleteApplication { id } => gone(g.delete_application(id).await),
         Step::DeleteServicePrincipal { id } => gone(g.delete_service_principal(id).await),
         Step::Adopt { .. } | Step::ForgetServicePrincipal { .. } | Step::ConfirmRestart { .. } => Ok(Done::Nothing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CloudSyncProfileStatus, JobStatus};
+    use crate::graph::model::PROVISIONING_TEMPLATE;
+
+    #[tokio::test]
+    async fn a_failed_call_task_is_logged_counted_and_leaves_its_intent() {
+        let metrics = Metrics::new();
+        let step = Step::Start { template: PROVISIONING_TEMPLATE, job: "p".into(), series: None };
+        let join_error = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let e = task_failed(&metrics, &join_error, Some(&step));
+        assert!(metrics.render().contains(r#"cloudsync_step_task_failures_total{operation="StartJob"} 1"#));
+        assert!(!e.not_processed() && e.is_transient(), "the call may have gone out: {e:?}");
+        // Its intent stays, so the job is not started again while Graph may not show it running.
+        let mut status = CloudSyncProfileStatus {
+            jobs: vec![JobStatus { template_id: PROVISIONING_TEMPLATE.into(), id: "p".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let prior = status.clone();
+        let now: jiff::Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+        step.before(&mut status, now);
+        let recorded = step.after(&Err(e), &prior, &mut status, &mut Observed::default(), now);
+        assert!(matches!(recorded.next, Next::Stop(_)));
+        assert_eq!(status.jobs[0].last_start_time.as_deref(), Some("2026-11-26T12:00:00Z"));
     }
 }

@@ -125,78 +125,14 @@ fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
 /// All conditions for the facts and the jobs as they are now.
 pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]) -> Vec<Desired> {
     use types::*;
-    let mut out = Vec::with_capacity(6);
-    out.push(match &facts.credentials {
-        Ok(()) => Desired::new(
-            CREDENTIALS_VALID,
-            true,
-            Reason::Authenticated.as_str(),
-            "the operator got a Microsoft Graph token for the tenant",
-        ),
-        Err(p) => Desired::new(CREDENTIALS_VALID, false, p.reason.as_str(), p.message.clone()),
-    });
-    out.push(match &facts.service_principal {
-        Ok(desc) => Desired::new(SERVICE_PRINCIPAL_READY, true, Reason::Ready.as_str(), desc.clone()),
-        Err(p) => Desired::new(SERVICE_PRINCIPAL_READY, false, p.reason.as_str(), p.message.clone()),
-    });
-
+    let suspended = spec.suspended();
     let desired_jobs: Vec<&JobStatus> =
         facts.desired.iter().filter_map(|t| jobs.iter().find(|j| j.template_id == *t)).collect();
-    let missing: Vec<&str> =
-        facts.desired.iter().filter(|t| !jobs.iter().any(|j| j.template_id == **t)).copied().collect();
-    let suspended = spec.suspended();
-    let jobs_running = if facts.service_principal.is_err() {
-        Err(Problem::new(Reason::NoServicePrincipal, "waiting for the service principal"))
-    } else if let Err(p) = &facts.jobs {
-        Err(p.clone())
-    } else if !missing.is_empty() {
-        Err(Problem::new(Reason::JobsMissing, format!("jobs not created yet: {}", missing.join(", "))))
-    } else if suspended {
-        Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"))
-    } else {
-        let stopped: Vec<String> = desired_jobs
-            .iter()
-            .filter(|j| !running(j))
-            .map(|j| {
-                format!(
-                    "{} is {} (schedule {})",
-                    j.template_id,
-                    j.code.as_deref().unwrap_or("unknown"),
-                    j.schedule_state.as_deref().unwrap_or("unknown")
-                )
-            })
-            .collect();
-        if stopped.is_empty() {
-            Ok(desired_jobs
-                .iter()
-                .map(|j| format!("{} {}", j.template_id, j.code.as_deref().unwrap_or("unknown")))
-                .collect::<Vec<_>>()
-                .join(", "))
-        } else {
-            Err(Problem::new(Reason::NotRunning, stopped.join("; ")))
-        }
-    };
-    out.push(match &jobs_running {
-        Ok(m) => Desired::new(JOBS_RUNNING, true, Reason::Running.as_str(), m.clone()),
-        Err(p) => Desired::new(JOBS_RUNNING, false, p.reason.as_str(), p.message.clone()),
-    });
-
-    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>()).or_else(|| {
-        (!facts.duplicates.is_empty()).then(|| {
-            Problem::new(
-                Reason::DuplicateJobs,
-                format!(
-                    "more than one job per template ({}); the operator uses the first and leaves the others: delete the extra ones in Microsoft Graph",
-                    facts.duplicates.iter().map(|(t, ids)| format!("{t}: {}", ids.join(", "))).collect::<Vec<_>>().join("; ")
-                ),
-            )
-        })
-    });
-    out.push(match &degraded {
-        Some(p) => Desired::new(DEGRADED, true, p.reason.as_str(), p.message.clone()),
-        None => Desired::new(DEGRADED, false, Reason::Healthy.as_str(), "no job is quarantined or failing"),
-    });
-    out.push(if suspended {
+    let jobs_running = jobs_running(facts, jobs, &desired_jobs, suspended);
+    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>())
+        .or_else(|| duplicates(&facts.duplicates));
+    let ready = ready(facts, suspended, degraded.as_ref(), &jobs_running);
+    let suspend = if suspended {
         Desired::new(
             SUSPENDED,
             true,
@@ -205,29 +141,97 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         )
     } else {
         Desired::new(SUSPENDED, false, Reason::NotSuspended.as_str(), "")
-    });
-
-    // The first problem in this order is what the user must look at.
-    let ready = if let Err(p) = &facts.credentials {
-        Err(p.clone())
-    } else if let Err(p) = &facts.service_principal {
-        Err(p.clone())
-    } else if let Err(p) = &facts.jobs {
-        Err(p.clone())
-    } else if suspended {
-        Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"))
-    } else if let Some(p) = degraded.as_ref().filter(|p| p.reason == Reason::Quarantined) {
-        // A quarantined job does not run. A failed run or a duplicate job is reported by
-        // Degraded but leaves Ready alone: the jobs run, and the service retries by itself.
-        Err(p.clone())
-    } else {
-        jobs_running.clone()
     };
-    out.push(match ready {
-        Ok(m) => Desired::new(READY, true, Reason::Ready.as_str(), m),
-        Err(p) => Desired::new(READY, false, p.reason.as_str(), p.message),
-    });
-    out
+    vec![
+        condition(
+            CREDENTIALS_VALID,
+            facts.credentials.clone().map(|()| "the operator got a Microsoft Graph token for the tenant".to_string()),
+            Reason::Authenticated,
+        ),
+        condition(SERVICE_PRINCIPAL_READY, facts.service_principal.clone(), Reason::Ready),
+        condition(JOBS_RUNNING, jobs_running, Reason::Running),
+        match &degraded {
+            Some(p) => Desired::new(DEGRADED, true, p.reason.as_str(), p.message.clone()),
+            None => Desired::new(DEGRADED, false, Reason::Healthy.as_str(), "no job is quarantined or failing"),
+        },
+        suspend,
+        condition(READY, ready, Reason::Ready),
+    ]
+}
+
+/// A condition that is True with `fine` and the message, or False with the problem.
+fn condition(type_: &'static str, state: Result<String, Problem>, fine: Reason) -> Desired {
+    match state {
+        Ok(message) => Desired::new(type_, true, fine.as_str(), message),
+        Err(p) => Desired::new(type_, false, p.reason.as_str(), p.message),
+    }
+}
+
+fn jobs_running(
+    facts: &Facts,
+    jobs: &[JobStatus],
+    desired_jobs: &[&JobStatus],
+    suspended: bool,
+) -> Result<String, Problem> {
+    let missing: Vec<&str> =
+        facts.desired.iter().filter(|t| !jobs.iter().any(|j| j.template_id == **t)).copied().collect();
+    if facts.service_principal.is_err() {
+        return Err(Problem::new(Reason::NoServicePrincipal, "waiting for the service principal"));
+    }
+    if let Err(p) = &facts.jobs {
+        return Err(p.clone());
+    }
+    if !missing.is_empty() {
+        return Err(Problem::new(Reason::JobsMissing, format!("jobs not created yet: {}", missing.join(", "))));
+    }
+    if suspended {
+        return Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"));
+    }
+    let code = |j: &JobStatus| j.code.clone().unwrap_or_else(|| "unknown".into());
+    let stopped: Vec<String> = desired_jobs
+        .iter()
+        .filter(|j| !running(j))
+        .map(|j| {
+            format!("{} is {} (schedule {})", j.template_id, code(j), j.schedule_state.as_deref().unwrap_or("unknown"))
+        })
+        .collect();
+    if !stopped.is_empty() {
+        return Err(Problem::new(Reason::NotRunning, stopped.join("; ")));
+    }
+    Ok(desired_jobs.iter().map(|j| format!("{} {}", j.template_id, code(j))).collect::<Vec<_>>().join(", "))
+}
+
+fn duplicates(duplicates: &[(String, Vec<String>)]) -> Option<Problem> {
+    (!duplicates.is_empty()).then(|| {
+        Problem::new(
+            Reason::DuplicateJobs,
+            format!(
+                "more than one job per template ({}); the operator uses the first and leaves the others: delete the extra ones in Microsoft Graph",
+                duplicates.iter().map(|(t, ids)| format!("{t}: {}", ids.join(", "))).collect::<Vec<_>>().join("; ")
+            ),
+        )
+    })
+}
+
+/// The first problem in this order is what the user must look at.
+fn ready(
+    facts: &Facts,
+    suspended: bool,
+    degraded: Option<&Problem>,
+    jobs_running: &Result<String, Problem>,
+) -> Result<String, Problem> {
+    facts.credentials.clone()?;
+    facts.service_principal.clone()?;
+    facts.jobs.clone()?;
+    if suspended {
+        return Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"));
+    }
+    // A quarantined job does not run. A failed run or a duplicate job is reported by Degraded but
+    // leaves Ready alone: the jobs run, and the service retries by itself.
+    if let Some(p) = degraded.filter(|p| p.reason == Reason::Quarantined) {
+        return Err(p.clone());
+    }
+    jobs_running.clone()
 }
 
 /// Ready while a transient failure is being retried. Only used when the profile is not Ready

@@ -311,6 +311,29 @@ impl Step {
         seen: &mut Observed,
         now: Timestamp,
     ) -> Option<Notice> {
+        match self {
+            Step::EnableTenantFlag { .. }
+            | Step::Instantiate { .. }
+            | Step::Adopt { .. }
+            | Step::ForgetServicePrincipal { .. } => self.record_configuration(done, status, seen, now),
+            Step::CreateJob { .. } | Step::DeleteJob { .. } | Step::PutSecrets { .. } => {
+                self.record_job(done, status, seen, now)
+            }
+            Step::Start { .. } | Step::Pause { .. } | Step::Restart { .. } | Step::ConfirmRestart { .. } => {
+                self.record_run(status)
+            }
+            Step::DeleteApplication { .. } | Step::DeleteServicePrincipal { .. } => self.record_cleanup(done, status),
+        }
+    }
+
+    /// The tenant flag and the service principal.
+    fn record_configuration(
+        &self,
+        done: &Done,
+        status: &mut CloudSyncProfileStatus,
+        seen: &mut Observed,
+        now: Timestamp,
+    ) -> Option<Notice> {
         match (self, done) {
             (Step::EnableTenantFlag { organization }, Done::FlagSet { confirmed }) => {
                 status.tenant_sync_enabled = Some(*confirmed);
@@ -380,6 +403,20 @@ impl Step {
                     ),
                 )
             }
+            // A call answered with a shape its step does not expect: nothing to record.
+            _ => None,
+        }
+    }
+
+    /// Jobs created or deleted, and the secret set.
+    fn record_job(
+        &self,
+        done: &Done,
+        status: &mut CloudSyncProfileStatus,
+        seen: &mut Observed,
+        now: Timestamp,
+    ) -> Option<Notice> {
+        match (self, done) {
             (Step::CreateJob { template, restart_done }, Done::Job(job)) => {
                 let mut js = super::status::job_status(job, None);
                 js.recorded_at = Some(now.to_string());
@@ -412,15 +449,23 @@ impl Step {
                     format!("set the synchronization secrets {}", keys.join(", ")),
                 )
             }
+            // A call answered with a shape its step does not expect: nothing to record.
+            _ => None,
+        }
+    }
+
+    /// Starts, pauses and restarts: their intents were written before; the answer completes them.
+    fn record_run(&self, status: &mut CloudSyncProfileStatus) -> Option<Notice> {
+        match self {
             // The action names the job's template: events of one reason and action are merged
             // into one series, which would hide the second job's note.
-            (Step::Start { template, job, .. }, _) => {
+            Step::Start { template, job, .. } => {
                 normal(Reason::JobStarted, format!("Start{template}"), format!("started job {job}"))
             }
-            (Step::Pause { template, job }, _) => {
+            Step::Pause { template, job } => {
                 normal(Reason::JobPaused, format!("Pause{template}"), format!("paused job {job}: spec.suspend is true"))
             }
-            (Step::Restart { template, job, scope, request_id }, _) => {
+            Step::Restart { template, job, scope, request_id } => {
                 if let Some(j) = job_entry(status, template) {
                     j.last_restart_request_id = Some(request_id.clone());
                     j.pending_restart = None;
@@ -431,7 +476,7 @@ impl Step {
                     format!("restarted job {job} with reset scope {scope:?} for request {request_id}"),
                 )
             }
-            (Step::ConfirmRestart { template, request_id }, _) => {
+            Step::ConfirmRestart { template, request_id } => {
                 if let Some(j) = job_entry(status, template) {
                     j.last_restart_request_id = Some(request_id.clone());
                     j.pending_restart = None;
@@ -442,6 +487,13 @@ impl Step {
                     format!("the {template} job ran after restart request {request_id} was sent: it was carried out"),
                 )
             }
+            _ => None,
+        }
+    }
+
+    /// The application and the service principal, deleted with the profile.
+    fn record_cleanup(&self, done: &Done, status: &mut CloudSyncProfileStatus) -> Option<Notice> {
+        match (self, done) {
             (Step::DeleteApplication { id }, d) => {
                 if let Some(sp) = status.service_principal.as_mut() {
                     sp.application_id = None;
