@@ -473,9 +473,14 @@ pub fn plan_runs(
     steps
 }
 
-/// A restart for the request, or, when one was sent but not confirmed and the job has run since,
-/// its confirmation. Without that evidence it is sent again: a repeated restart is harmless, a
-/// lost one is not.
+/// How much later than an unconfirmed restart's intent a run must have begun to prove the restart
+/// was carried out. Graph's clock and ours may differ by seconds; without a margin, a scheduled
+/// run that began just before the request could be taken for its effect, and the restart be lost.
+pub const RESTART_EVIDENCE_MARGIN: Duration = Duration::from_secs(60);
+
+/// A restart for the request, or, when one was sent but not confirmed and the job has run well
+/// after it, its confirmation. Without that evidence it is sent again: a repeated restart is
+/// harmless, a lost one is not.
 fn restart(
     template: &'static str,
     job: &SynchronizationJob,
@@ -484,8 +489,9 @@ fn restart(
 ) -> Step {
     let sent = recorded.and_then(|j| j.pending_restart.as_ref()).filter(|p| p.request_id == request.request_id);
     let since = sent.and_then(|p| p.since.parse::<Timestamp>().ok());
+    let margin = jiff::SignedDuration::try_from(RESTART_EVIDENCE_MARGIN).unwrap_or_default();
     if let (Some(since), Some(began)) = (since, job.last_run_began())
-        && began >= since
+        && began >= since.saturating_add(margin).unwrap_or(since)
     {
         return Step::ConfirmRestart { template, request_id: request.request_id.clone() };
     }

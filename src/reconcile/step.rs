@@ -151,6 +151,14 @@ fn job_entry<'a>(status: &'a mut CloudSyncProfileStatus, template: &str) -> Opti
     status.jobs.iter_mut().find(|j| j.template_id == template)
 }
 
+/// The job carried out the restart request: done, and no longer pending.
+fn restart_done(status: &mut CloudSyncProfileStatus, template: &str, request_id: &str) {
+    if let Some(j) = job_entry(status, template) {
+        j.last_restart_request_id = Some(request_id.to_string());
+        j.pending_restart = None;
+    }
+}
+
 fn upsert_job(status: &mut CloudSyncProfileStatus, next: JobStatus) {
     match job_entry(status, &next.template_id) {
         Some(j) => *j = next,
@@ -466,10 +474,7 @@ impl Step {
                 normal(Reason::JobPaused, format!("Pause{template}"), format!("paused job {job}: spec.suspend is true"))
             }
             Step::Restart { template, job, scope, request_id } => {
-                if let Some(j) = job_entry(status, template) {
-                    j.last_restart_request_id = Some(request_id.clone());
-                    j.pending_restart = None;
-                }
+                restart_done(status, template, request_id);
                 normal(
                     Reason::JobRestarted,
                     format!("Restart{template}"),
@@ -477,10 +482,7 @@ impl Step {
                 )
             }
             Step::ConfirmRestart { template, request_id } => {
-                if let Some(j) = job_entry(status, template) {
-                    j.last_restart_request_id = Some(request_id.clone());
-                    j.pending_restart = None;
-                }
+                restart_done(status, template, request_id);
                 normal(
                     Reason::RestartConfirmed,
                     format!("Restart{template}"),

@@ -121,3 +121,46 @@ async fn a_job_creation_whose_answer_is_lost_is_not_repeated() {
     assert_eq!(st.jobs.len(), 2);
     assert!(st.pending_job_creates.is_empty());
 }
+
+#[tokio::test]
+async fn a_restart_whose_answer_is_lost_is_confirmed_or_sent_again_never_lost() {
+    let client = client().await;
+    let ns = namespace(&client, "lostrestart").await;
+    let sim = simulator().await;
+    create_secret(&client, &ns).await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    let _op = Operator::start(&ns, &sim, &["--graph-timeout-seconds", "1"]);
+    apply(&api, &profile("contoso", json!({}))).await;
+    wait_for(&api, "contoso", CONVERGE, "Ready", is_ready).await;
+    // Both restarts are carried out, but their answers come after the operator gave up: status
+    // must not say "done" from the attempt alone, and must not lose the request either.
+    sim.add_fault(
+        FaultSpec::parse_cli(
+            "kind=delay-response,ms=4000,method=POST,path=/beta/servicePrincipals/*/synchronization/jobs/*/restart,times=2",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    patch_spec(&api, "contoso", json!({"restart": {"requestId": "r1", "resetScope": "Full"}})).await;
+    let p = wait_for(&api, "contoso", CONVERGE, "restart r1 carried out", |p| {
+        p.status.as_ref().and_then(|s| s.last_restart_request_id.as_deref()) == Some("r1")
+    })
+    .await;
+    let st = p.status.unwrap();
+    for j in &st.jobs {
+        assert_eq!(j.last_restart_request_id.as_deref(), Some("r1"), "{j:?}");
+        assert!(j.pending_restart.is_none(), "{j:?}");
+    }
+    // Counted where the simulator carries them out (an answer the client gave up on is not logged).
+    let restarts = sim.counters().job_restarts;
+    assert!(restarts >= 2, "each job got its restart: {restarts}");
+    let events: Vec<String> = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(events.iter().any(|r| r == "RestartConfirmed" || r == "JobRestarted"), "the outcome is told: {events:?}");
+}
