@@ -97,6 +97,17 @@ async fn a_new_profile_is_ready_after_six_writes_then_costs_one_jobs_read_per_re
     for t in ["Degraded", "Suspended"] {
         assert_eq!(condition(&p, t).unwrap().status, "False", "{t}");
     }
+    // Graph calls made in a wave's parallel tasks log inside the pass's span, with its profile
+    // and tenant, like every other line of the reconcile.
+    let logs = s.op.logs();
+    let calls: Vec<&str> = logs.lines().filter(|l| l.contains("Graph call") && l.contains("op=\"jobs.")).collect();
+    assert!(calls.len() >= 4, "job creates and starts are logged: {calls:?}");
+    for line in calls {
+        assert!(
+            line.contains(&format!("profile={}/contoso", s.ns)) && line.contains(&format!("tenant={TENANT}")),
+            "{line}"
+        );
+    }
     assert!(p.metadata.finalizers.as_ref().is_some_and(|f| f.contains(&"cloudsync.io/cleanup".to_string())));
     let r = reasons(&events(&s.client, &s.ns).await);
     for reason in ["ServicePrincipalCreated", "JobCreated", "SecretsUpdated", "JobStarted"] {
