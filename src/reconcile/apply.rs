@@ -27,6 +27,8 @@ pub async fn apply(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<
     let mut pass = Pass::new(profile, ctx);
     let result = converge(&mut pass).await;
     if let Err(e) = &result {
+        // Outcomes still in the working copy (a pass that ends in an error writes no conditions).
+        let _ = pass.save().await;
         // A working profile stays Ready through a blip; one that is not Ready, or whose spec
         // changed since, says why it waits.
         let ready = conditions::is_true(&pass.status().conditions, types::READY);

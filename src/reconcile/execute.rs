@@ -52,9 +52,11 @@ pub async fn wave(
     }
 
     let mut failure = None;
-    let mut unsaved = None;
     for (i, outcome) in outcomes {
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
+        if steps[i].persist_at_once() {
+            pass.save().await?;
+        }
     }
     while let Some(joined) = calls.join_next_with_id().await {
         let (id, outcome) = match joined {
@@ -63,16 +65,18 @@ pub async fn wave(
         };
         let Some(&i) = index.get(&id) else { continue };
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
-        // Every answer is saved as it arrives; a failed status write does not drop later ones.
-        if let Err(e) = pass.save().await {
-            error!(error = %e, "cannot record a step's outcome in status");
-            unsaved.get_or_insert(e);
+        if steps[i].persist_at_once() {
+            pass.save().await?;
         }
     }
-    match unsaved {
-        Some(e) => Err(e),
-        None => pass.save().await.map(|()| failure),
+    // The other outcomes go out with the next status write of the pass: the next wave's intents,
+    // or the conditions at its end. A crash before then loses nothing that matters: a job id
+    // lost is found again in the jobs list (its creation intent is still there), a secret hash or
+    // a pause is made again, idempotently. A failed wave ends the pass, so it is written now.
+    if failure.is_some() {
+        pass.save().await?;
     }
+    Ok(failure)
 }
 
 /// Writes the intents of a wave's non-idempotent steps and returns the client to send them with.

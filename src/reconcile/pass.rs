@@ -66,8 +66,9 @@ impl Pass {
         self.writer.save().await.map_err(Error::from)
     }
 
-    /// Replaces the working copy with the apiserver's status (it must hold no unsaved change).
+    /// Replaces the working copy with the apiserver's status, after writing what it holds.
     pub async fn refresh(&mut self) -> Result<(), Error> {
+        self.save().await?;
         self.writer.refresh().await.map_err(Error::from)
     }
 

@@ -206,6 +206,12 @@ impl Step {
         matches!(self, Step::Instantiate { .. } | Step::CreateJob { .. } | Step::Start { .. } | Step::Restart { .. })
     }
 
+    /// Its outcome is written to status the moment it arrives: the configuration's id (a lookup
+    /// may not see a new service principal for minutes), or its intent cleared.
+    pub fn persist_at_once(&self) -> bool {
+        matches!(self, Step::Instantiate { .. } | Step::Adopt { .. } | Step::ForgetServicePrincipal { .. })
+    }
+
     /// Decided from what was observed; nothing is sent to Graph.
     pub fn status_only(&self) -> bool {
         matches!(self, Step::Adopt { .. } | Step::ForgetServicePrincipal { .. } | Step::ConfirmRestart { .. })
