@@ -1,6 +1,8 @@
 //! Shared test support: a real control plane (`kube_env`), the operator binary against a Graph
-//! simulator (`operator`), and the Helm chart (`chart`).
+//! simulator (`operator`), the Helm chart (`chart`), and the secret scanner every end-to-end
+//! test goes through (`secrets`).
 
 pub mod chart;
 pub mod kube_env;
 pub mod operator;
+pub mod secrets;

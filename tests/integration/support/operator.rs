@@ -123,7 +123,24 @@ impl Operator {
 }
 
 impl Drop for Operator {
+    /// Stops the process; first, unless the test already fails, its log and /metrics go through
+    /// the secret scanner.
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let logs = self.logs();
+            super::secrets::assert_clean("the operator's log", &logs);
+            let running = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            let url = logs
+                .lines()
+                .rev()
+                .find_map(|l| l.split("serving metrics and health on ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_string));
+            if let (true, Some(url)) = (running, url)
+                && let Some(metrics) = super::secrets::http_get_blocking(&format!("{url}/metrics"))
+            {
+                super::secrets::assert_clean("the operator's metrics", &metrics);
+            }
+        }
         self.kill();
     }
 }
@@ -194,6 +211,7 @@ pub async fn wait_for(
         if let Some(p) = &last
             && done(p)
         {
+            scan(api, p).await;
             return p.clone();
         }
         if Instant::now() > deadline {
@@ -203,6 +221,17 @@ pub async fn wait_for(
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The profile's status and its namespace's Events go through the secret scanner.
+async fn scan(api: &Api<CloudSyncProfile>, p: &CloudSyncProfile) {
+    super::secrets::assert_clean("a profile's status", &serde_json::to_string(&p.status).unwrap_or_default());
+    if let Some(ns) = p.metadata.namespace.as_deref() {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(api.clone().into_client(), ns);
+        if let Ok(list) = events.list(&Default::default()).await {
+            super::secrets::assert_clean("Events", &serde_json::to_string(&list.items).unwrap_or_default());
+        }
     }
 }
 
