@@ -75,17 +75,17 @@ const JSON_SECRETS: &[(&str, &str)] = &[
 const ON_DEMAND_LIMIT: usize = 5;
 const ON_DEMAND_WINDOW: Duration = Duration::from_secs(10);
 
-fn sp<'a>(inner: &'a mut Inner, ctx: &Ctx, id: &str) -> Result<&'a mut ServicePrincipal, GraphError> {
+pub(super) fn sp<'a>(inner: &'a mut Inner, ctx: &Ctx, id: &str) -> Result<&'a mut ServicePrincipal, GraphError> {
     tenant(inner, ctx)?.sp_mut(id).ok_or_else(|| GraphError::not_found(id))
 }
 
 /// Permission first (a missing one is 401 here), then the service principal.
-fn sync_sp(inner: &mut Inner, ctx: &mut Ctx, key: &str, write: bool) -> Result<String, GraphError> {
+pub(super) fn sync_sp(inner: &mut Inner, ctx: &mut Ctx, key: &str, write: bool) -> Result<String, GraphError> {
     ctx.require_sync(if write { perms::SYNC_WRITE } else { perms::SYNC_READ })?;
     lookup_sp(inner, ctx, key)
 }
 
-fn job_index(sp: &ServicePrincipal, job_id: &str) -> Result<usize, GraphError> {
+pub(super) fn job_index(sp: &ServicePrincipal, job_id: &str) -> Result<usize, GraphError> {
     sp.job_index(job_id).ok_or_else(|| GraphError::not_found(job_id))
 }
 
@@ -322,7 +322,10 @@ pub fn job_schema(inner: &mut Inner, ctx: &mut Ctx, key: &str, job_id: &str) -> 
             Ok(Reply::Json(StatusCode::OK, schema))
         }
         axum::http::Method::PUT => {
-            let body = body.ok_or_else(|| GraphError::sync_bad_request("A synchronizationSchema body is required."))?;
+            let mut body =
+                body.ok_or_else(|| GraphError::sync_bad_request("A synchronizationSchema body is required."))?;
+            crate::schema::validate(&body).map_err(GraphError::sync_bad_request)?;
+            body.remove("@odata.context");
             s.schemas.insert(job_id.to_owned(), Value::Object(body));
             Ok(Reply::Empty(StatusCode::NO_CONTENT))
         }
