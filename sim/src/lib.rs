@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod clock;
 mod control;
+mod deletes;
 mod envelope;
 mod expression;
 mod faults;
