@@ -422,7 +422,7 @@ impl Parser {
         }
         if !function.repeat.is_empty() {
             let extra = n - function.params.len();
-            if extra % function.repeat.len() != 0 {
+            if !extra.is_multiple_of(function.repeat.len()) {
                 let group = function.repeat.join(", ");
                 return Err(self.error(open, format!("{name} takes its trailing arguments in groups of ({group})")));
             }

@@ -341,7 +341,7 @@ fn check_object_mapping(v: &Value, at: &str) -> Result<(), String> {
     for (i, a) in array(m, "attributeMappings", at, false)?.iter().enumerate() {
         let aat = format!("{at}.attributeMappings[{i}]");
         let a = object(a, &aat)?;
-        if !a.get("targetAttributeName").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+        if a.get("targetAttributeName").and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(format!("{aat}.targetAttributeName must be a non-empty string."));
         }
         check_enum(a, "flowType", FLOW_TYPES, &aat)?;
