@@ -325,6 +325,37 @@ fn check_source(v: &Value, at: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A scoping filter: sets of filter groups (ORed), each a list of clauses (ANDed).
+fn check_scope(scope: &Value, at: &str) -> Result<(), String> {
+    let scope = object(scope, at)?;
+    let operators = filter_operators();
+    for field in ["groups", "inputFilterGroups", "categoryFilterGroups"] {
+        for (i, g) in array(scope, field, at, false)?.iter().enumerate() {
+            let gat = format!("{at}.{field}[{i}]");
+            for (j, c) in array(object(g, &gat)?, "clauses", &gat, true)?.iter().enumerate() {
+                let cat = format!("{gat}.clauses[{j}]");
+                let c = object(c, &cat)?;
+                let op = c.get("operatorName").and_then(Value::as_str).unwrap_or("");
+                let Some(def) = operators.iter().find(|o| o["name"] == op) else {
+                    return Err(format!("{cat}.operatorName: '{op}' is not a filter operator."));
+                };
+                if !c.get("sourceOperandName").is_some_and(Value::is_string) {
+                    return Err(format!("{cat}.sourceOperandName must be a string."));
+                }
+                if def["arity"] == "Binary" {
+                    let target = c.get("targetOperand").map(|t| object(t, &format!("{cat}.targetOperand")));
+                    match target {
+                        Some(Ok(t)) => string_list(t, "values", &format!("{cat}.targetOperand"))?,
+                        Some(Err(e)) => return Err(e),
+                        None => return Err(format!("{cat}.targetOperand is required by {op}.")),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_object_mapping(v: &Value, at: &str) -> Result<(), String> {
     let m = object(v, at)?;
     for field in ["name", "sourceObjectName", "targetObjectName"] {
@@ -333,10 +364,7 @@ fn check_object_mapping(v: &Value, at: &str) -> Result<(), String> {
         }
     }
     if let Some(scope) = m.get("scope").filter(|s| !s.is_null()) {
-        let scope = object(scope, &format!("{at}.scope"))?;
-        for field in ["groups", "inputFilterGroups", "categoryFilterGroups"] {
-            array(scope, field, &format!("{at}.scope"), false)?;
-        }
+        check_scope(scope, &format!("{at}.scope"))?;
     }
     for (i, a) in array(m, "attributeMappings", at, false)?.iter().enumerate() {
         let aat = format!("{at}.attributeMappings[{i}]");
@@ -478,5 +506,19 @@ mod tests {
             json!({"type": "Expression"});
         assert!(invalid(s).contains("source.type"));
         assert!(validate(json!({"directories": [], "synchronizationRules": []}).as_object().unwrap()).is_ok());
+        // Scoping filters: the reference's shape passes; a bad operator or a missing operand does not.
+        let clause = json!({"operatorName": "EQUALS", "sourceOperandName": "department", "targetOperand": {"values": ["Sales"]}});
+        let mut s = default_schema("AD2AADProvisioning");
+        s["synchronizationRules"][0]["objectMappings"][0]["scope"] = json!({"groups": [{"name": "f1", "clauses": [clause]}], "inputFilterGroups": [], "categoryFilterGroups": []});
+        validate(s.as_object().unwrap()).unwrap();
+        s["synchronizationRules"][0]["objectMappings"][0]["scope"]["groups"][0]["clauses"][0]["operatorName"] =
+            json!("LIKE");
+        assert!(invalid(s.clone()).contains("scope.groups[0].clauses[0].operatorName"));
+        s["synchronizationRules"][0]["objectMappings"][0]["scope"]["groups"][0]["clauses"][0] =
+            json!({"operatorName": "IS_TRUE", "sourceOperandName": "isCritical"});
+        validate(s.as_object().unwrap()).unwrap();
+        s["synchronizationRules"][0]["objectMappings"][0]["scope"]["groups"][0]["clauses"][0]["operatorName"] =
+            json!("EQUALS");
+        assert!(invalid(s).contains("targetOperand is required"));
     }
 }
