@@ -306,6 +306,14 @@ impl SimHandle {
             .map_err(|e| SimError::Control(e.message))
     }
 
+    /// Makes the next execution of a job want to delete `count` objects (0 withdraws them); at
+    /// or above the delete threshold the job then quarantines with `TooManyDeletes`.
+    pub fn want_deletes(&self, tenant_id: &str, sp_id: &str, job_id: &str, count: u64) -> Result<(), SimError> {
+        control::job_action(&self.shared, tenant_id, sp_id, job_id, control::JobAction::Deletes { count })
+            .map(|_| ())
+            .map_err(|e| SimError::Control(e.message))
+    }
+
     /// Adds a job with a chosen id (e.g. an old two-part id) to a service principal.
     pub fn seed_job(&self, tenant_id: &str, sp_id: &str, job_id: &str, template_id: &str) -> Result<(), SimError> {
         let action = control::JobAction::Seed { template_id: template_id.to_owned() };

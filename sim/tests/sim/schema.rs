@@ -273,8 +273,9 @@ async fn accidental_delete_threshold() {
     assert!(j["status"]["quarantine"].is_null());
     assert!(j["pendingDeletes"].is_null());
 
-    // Withdrawing (the scope was fixed) and a bad body.
-    env.control(Method::POST, &deletes, Some(json!({"count": 500}))).await;
+    // Withdrawing (the scope was fixed) and a bad body; the Rust API sets the same thing.
+    env.sim.want_deletes(TENANT, &sp, &id, 500).unwrap();
+    assert_eq!(job_state(&env, &sp, &id).await["pendingDeletes"]["count"], 500);
     let r = env.control(Method::DELETE, &deletes, None).await;
     assert!(r.body["status"]["quarantine"].is_null(), "{}", r.text);
     assert!(job_state(&env, &sp, &id).await["pendingDeletes"].is_null());
