@@ -660,6 +660,14 @@ mod tests {
         assert_eq!(err("Append([a], +)").position, 13);
         assert!(err("mail").message.contains("unknown function 'mail'"));
         assert_eq!(format!("{}", err("@")), "unexpected '@'; expected an expression at position 1");
+        // Columns count characters, not bytes.
+        let e = err("Join(\"é\", [a], )");
+        assert_eq!(e.position, 16);
+        assert!(e.message.contains("'source' of Join is required"), "{e}");
+        // Errors deep inside nesting point at the inner problem.
+        let e = err("ToLower(Join(\",\", Mid([a], 1), [b]))");
+        assert_eq!(e.position, 22);
+        assert!(e.message.contains("Mid needs at least 3 arguments, got 2"), "{e}");
     }
 
     #[test]
