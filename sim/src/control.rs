@@ -203,6 +203,9 @@ pub fn state_dump(sim: &Shared, tenant_id: &str) -> Option<Value> {
             .map(|j| {
                 let mut jv = j.snapshot(now, settings.clone());
                 jv["executions"] = json!(j.executions());
+                jv["deletedObjects"] = json!(j.deleted());
+                jv["pendingDeletes"] =
+                    json!(j.pending_deletes().map(|p| json!({"count": p.count, "released": p.released})));
                 jv
             })
             .collect();
@@ -226,10 +229,22 @@ pub fn state_dump(sim: &Shared, tenant_id: &str) -> Option<Value> {
 /// An action on one job through the control API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobAction {
-    Quarantine { reason: String, error: SyncError },
-    Fail { error: SyncError, count: Option<u64> },
+    Quarantine {
+        reason: String,
+        error: SyncError,
+    },
+    Fail {
+        error: SyncError,
+        count: Option<u64>,
+    },
     Recover,
-    Seed { template_id: String },
+    Seed {
+        template_id: String,
+    },
+    /// The next execution wants to delete this many objects (0 withdraws them).
+    Deletes {
+        count: u64,
+    },
 }
 
 /// Applies `action` and returns the job as Graph would show it.
@@ -254,7 +269,9 @@ pub fn job_action(
                 format!("Job '{job_id}' exists or is empty."),
             ));
         }
-        sp.jobs.push(Job::new(job_id.to_owned(), template_id.clone(), now));
+        let mut job = Job::new(job_id.to_owned(), template_id.clone(), now);
+        job.set_delete_threshold(now, super::deletes::threshold_of(&sp.secrets));
+        sp.jobs.push(job);
     }
     let index = sp.job_index(job_id).ok_or_else(|| GraphError::not_found(job_id))?;
     let job = sp.jobs.get_mut(index).ok_or_else(|| GraphError::not_found(job_id))?;
@@ -262,6 +279,7 @@ pub fn job_action(
         JobAction::Quarantine { reason, error } => job.quarantine(now, reason, error),
         JobAction::Fail { error, count } => job.fail(now, error, count),
         JobAction::Recover => job.clear_failure(now),
+        JobAction::Deletes { count } => job.want_deletes(now, count),
         JobAction::Seed { .. } => {}
     }
     Ok(job.snapshot(now, settings))
@@ -440,6 +458,28 @@ async fn job_fail(
     Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, action)?))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeletesBody {
+    count: u64,
+}
+
+async fn job_deletes(
+    State(sim): State<Arc<Shared>>,
+    Path((tid, sp, job)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, GraphError> {
+    let b: DeletesBody = parse(&body)?;
+    Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, JobAction::Deletes { count: b.count })?))
+}
+
+async fn job_deletes_withdraw(
+    State(sim): State<Arc<Shared>>,
+    Path((tid, sp, job)): Path<(String, String, String)>,
+) -> Result<Response, GraphError> {
+    Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, JobAction::Deletes { count: 0 })?))
+}
+
 async fn job_recover(
     State(sim): State<Arc<Shared>>,
     Path((tid, sp, job)): Path<(String, String, String)>,
@@ -466,6 +506,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs", post(seed_job))
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/quarantine", post(job_quarantine))
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/fail", post(job_fail).delete(job_recover))
+        .route(
+            "/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/deletes",
+            post(job_deletes).delete(job_deletes_withdraw),
+        )
         .route("/health", get(health))
 }
 

@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use super::clock::{SENTINEL, fmt7, plus_secs};
+use super::deletes::DeleteThreshold;
 use super::ids;
 
 /// The interval of a running cloud-sync job.
@@ -100,6 +101,8 @@ pub struct Execution {
     pub error: Option<SyncError>,
     /// An initial (or reset-watermark) cycle imports and exports every object in scope.
     pub full: bool,
+    /// Objects this execution deleted in the target.
+    pub deletes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +192,13 @@ struct Failure {
     remaining: Option<u64>,
 }
 
+/// Deletes the next execution wants to make (control API); `released` after `ForceDeletes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingDeletes {
+    pub count: u64,
+    pub released: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: String,
@@ -206,6 +216,9 @@ pub struct Job {
     quarantine: Option<Quarantine>,
     failure: Option<Failure>,
     full_pending: bool,
+    pending_deletes: Option<PendingDeletes>,
+    threshold: DeleteThreshold,
+    deleted: u64,
 }
 
 impl Job {
@@ -226,11 +239,82 @@ impl Job {
             quarantine: None,
             failure: None,
             full_pending: true,
+            pending_deletes: None,
+            threshold: DeleteThreshold::default(),
+            deleted: 0,
         }
     }
 
     pub fn executions(&self) -> u64 {
         self.executions
+    }
+
+    /// Objects deleted by executions so far.
+    pub fn deleted(&self) -> u64 {
+        self.deleted
+    }
+
+    pub fn pending_deletes(&self) -> Option<PendingDeletes> {
+        self.pending_deletes
+    }
+
+    /// The threshold from the service principal's `SyncNotificationSettings`, as of `now`.
+    pub fn set_delete_threshold(&mut self, now: Timestamp, threshold: DeleteThreshold) {
+        self.advance(now);
+        self.threshold = threshold;
+    }
+
+    /// Makes the next execution want to delete `count` objects (0 withdraws them, which is
+    /// what fixing the scope or AD amounts to).
+    pub fn want_deletes(&mut self, now: Timestamp, count: u64) {
+        self.advance(now);
+        self.pending_deletes = (count > 0).then_some(PendingDeletes { count, released: false });
+    }
+
+    /// The first execution after deletes were requested: held at the threshold (quarantine
+    /// `TooManyDeletes`, reference part 2 §2) or carried out. `false` when nothing was pending.
+    fn run_deletes(&mut self, run: Run, now: Timestamp) -> bool {
+        let Some(p) = self.pending_deletes else { return false };
+        let began = Self::exec_began(run.anchor, run.next);
+        let ended = plus_secs(began, EXECUTION_SECS);
+        if !p.released && self.threshold.holds(p.count) {
+            let error = SyncError {
+                code: "TooManyDeletes".into(),
+                message: format!(
+                    "Delete threshold exceeded: this run would delete {} objects and the accidental-delete threshold is {}. Approve with a restart whose resetScope contains ForceDeletes.",
+                    p.count, self.threshold.value
+                ),
+                tenant_actionable: true,
+            };
+            self.last = Some(Execution {
+                seq: self.executions,
+                began,
+                ended,
+                error: Some(error.clone()),
+                full: false,
+                deletes: 0,
+            });
+            self.executions += 1;
+            self.successive_failures = self.successive_failures.saturating_add(1);
+            self.quarantine = Some(Quarantine { series_began: ended, reason: "TooManyDeletes".into(), error });
+            self.run = None;
+            return true;
+        }
+        let e =
+            Execution { seq: self.executions, began, ended, error: None, full: self.full_pending, deletes: p.count };
+        self.full_pending = false;
+        self.last = Some(e.clone());
+        self.last_success = Some(e.clone());
+        self.last_with_exports = Some(e);
+        self.steady_first.get_or_insert(ended);
+        self.steady_last = Some(ended);
+        self.successive_failures = 0;
+        self.executions += 1;
+        self.deleted = self.deleted.saturating_add(p.count);
+        self.pending_deletes = None;
+        self.run = Some(Run { anchor: run.anchor, next: run.next + 1 });
+        self.advance(now);
+        true
     }
 
     #[cfg(test)]
@@ -268,7 +352,7 @@ impl Job {
         }
         let interval_ns = i128::from(ACTIVE_INTERVAL_SECS) * 1_000_000_000;
         let done = u64::try_from((elapsed - exec).as_nanos() / interval_ns + 1).unwrap_or(u64::MAX);
-        if done <= run.next {
+        if done <= run.next || self.run_deletes(run, now) {
             return;
         }
         let n = done - run.next;
@@ -279,7 +363,7 @@ impl Job {
         };
         let make = |index: u64, seq: u64, error: Option<SyncError>, full: bool| {
             let began = Self::exec_began(run.anchor, index);
-            Execution { seq, began, ended: plus_secs(began, EXECUTION_SECS), error, full }
+            Execution { seq, began, ended: plus_secs(began, EXECUTION_SECS), error, full, deletes: 0 }
         };
         let base_seq = self.executions;
         if fails > 0 {
@@ -354,6 +438,17 @@ impl Job {
         if scope.resets_watermark() {
             self.full_pending = true;
         }
+        // Only an explicit ForceDeletes approves held deletes ([UNCONFIRMED] whether `Full`
+        // implies it; the simulator says no, so nothing approves deletes by accident).
+        if scope.has(ResetScope::FORCE_DELETES) {
+            if let Some(p) = &mut self.pending_deletes {
+                p.released = true;
+            }
+            if self.quarantine.as_ref().is_some_and(|q| q.reason == "TooManyDeletes") {
+                self.quarantine = None;
+                self.successive_failures = 0;
+            }
+        }
         self.schedule = ScheduleState::Active;
         self.run = if self.quarantine.is_some() { None } else { Some(Run { anchor: now, next: 0 }) };
     }
@@ -368,8 +463,14 @@ impl Job {
             }
             None => now,
         };
-        self.last =
-            Some(Execution { seq: self.executions, began, ended: now, error: Some(error.clone()), full: false });
+        self.last = Some(Execution {
+            seq: self.executions,
+            began,
+            ended: now,
+            error: Some(error.clone()),
+            full: false,
+            deletes: 0,
+        });
         self.executions += 1;
         self.successive_failures = self.successive_failures.saturating_add(1);
         self.quarantine = Some(Quarantine { series_began: now, reason, error });
@@ -419,6 +520,8 @@ impl Job {
             (None, true) => (population, population),
             (None, false) => (0, 0),
         };
+        let deletes = i64::try_from(e.deletes).unwrap_or(i64::MAX);
+        let exported = exported.saturating_add(deletes);
         let entitled = if e.error.is_some() { 0 } else { population };
         json!({
             "activityIdentifier": activity,
@@ -675,4 +778,64 @@ mod tests {
         assert_eq!(d["DomainFQDN"], "corp.contoso.com");
         assert_eq!(s[5]["value"], "500");
     }
+
+    #[test]
+    fn deletes_below_the_threshold_happen() {
+        let mut j = job();
+        j.set_delete_threshold(at(0), DeleteThreshold { enabled: true, value: 50 });
+        j.start(at(0));
+        j.advance(at(EXECUTION_SECS));
+        j.want_deletes(at(30), 49);
+        j.advance(at(ACTIVE_INTERVAL_SECS + EXECUTION_SECS - 1));
+        assert_eq!(j.deleted(), 0, "not before the next execution ends");
+        j.advance(at(3 * ACTIVE_INTERVAL_SECS + EXECUTION_SECS));
+        assert_eq!(j.deleted(), 49);
+        assert_eq!(j.executions(), 4, "the delete run plus the ones after it");
+        assert_eq!(j.code(), "Active");
+        assert_eq!(j.pending_deletes(), None);
+    }
+
+    #[test]
+    fn deletes_at_the_threshold_are_held_until_force_deletes() {
+        let mut j = job();
+        j.start(at(0));
+        j.want_deletes(at(1), DEFAULT_DELETES);
+        let v = j.snapshot(at(EXECUTION_SECS), Value::Null);
+        assert_eq!(v["status"]["code"], "Quarantine");
+        assert_eq!(v["status"]["quarantine"]["reason"], "TooManyDeletes");
+        assert_eq!(v["status"]["lastExecution"]["error"]["code"], "TooManyDeletes");
+        assert_eq!(j.deleted(), 0);
+        // start and a normal restart clear the quarantine, but the next run holds them again.
+        j.start(at(100));
+        assert_eq!(j.code(), "Active");
+        j.advance(at(100 + EXECUTION_SECS));
+        assert_eq!(j.code(), "Quarantine");
+        j.restart(at(200), ResetScope::parse("Watermark, Escrows, QuarantineState").unwrap());
+        j.advance(at(200 + EXECUTION_SECS));
+        assert_eq!(j.code(), "Quarantine");
+        assert_eq!(j.deleted(), 0);
+        // A scope without QuarantineState and without ForceDeletes leaves it quarantined.
+        j.restart(at(300), ResetScope::parse("Escrows").unwrap());
+        assert_eq!(j.code(), "Quarantine");
+        j.restart(at(400), ResetScope::parse("ForceDeletes").unwrap());
+        assert_eq!(j.code(), "Active", "ForceDeletes releases the quarantine");
+        j.advance(at(400 + EXECUTION_SECS));
+        assert_eq!(j.deleted(), DEFAULT_DELETES);
+        assert_eq!(j.code(), "Active");
+        let v = j.snapshot(at(400 + EXECUTION_SECS), Value::Null);
+        assert!(v["status"]["quarantine"].is_null());
+        assert!(v["status"]["lastExecution"]["countExports"].as_i64().unwrap() >= 500);
+    }
+
+    #[test]
+    fn a_disabled_threshold_never_holds() {
+        let mut j = job();
+        j.set_delete_threshold(at(0), DeleteThreshold { enabled: false, value: 1 });
+        j.start(at(0));
+        j.want_deletes(at(1), 100_000);
+        j.advance(at(EXECUTION_SECS));
+        assert_eq!((j.code(), j.deleted()), ("Active", 100_000));
+    }
+
+    const DEFAULT_DELETES: u64 = crate::deletes::DEFAULT_THRESHOLD;
 }

@@ -9,12 +9,15 @@ mod auth;
 mod calls;
 mod clock;
 mod control;
+mod deletes;
 mod envelope;
+mod expression;
 mod faults;
 mod ids;
 mod jobs;
 mod odata;
 mod routes;
+mod schema;
 mod server;
 mod state;
 mod templates;
@@ -299,6 +302,14 @@ impl SimHandle {
 
     pub fn clear_job_failure(&self, tenant_id: &str, sp_id: &str, job_id: &str) -> Result<(), SimError> {
         control::job_action(&self.shared, tenant_id, sp_id, job_id, control::JobAction::Recover)
+            .map(|_| ())
+            .map_err(|e| SimError::Control(e.message))
+    }
+
+    /// Makes the next execution of a job want to delete `count` objects (0 withdraws them); at
+    /// or above the delete threshold the job then quarantines with `TooManyDeletes`.
+    pub fn want_deletes(&self, tenant_id: &str, sp_id: &str, job_id: &str, count: u64) -> Result<(), SimError> {
+        control::job_action(&self.shared, tenant_id, sp_id, job_id, control::JobAction::Deletes { count })
             .map(|_| ())
             .map_err(|e| SimError::Control(e.message))
     }

@@ -25,33 +25,9 @@ fn directories(template: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// A trimmed `synchronizationSchema`: the real one is large; clients only need its shape.
+/// The template's default `synchronizationSchema` (what a job's schema resets to).
 pub fn schema(template: &str) -> Value {
-    let (source, target) = directories(template);
-    let object = if template == "AD2AADDeviceSync" { "computer" } else { "user" };
-    json!({
-        "id": template,
-        "version": "Date:2026-11-01T00:00:00Z;Version:1",
-        "directories": [
-            {"id": format!("{}", source.replace(' ', "")), "name": source, "objects": [{"name": object, "attributes": []}]},
-            {"id": format!("{}", target.replace(' ', "")), "name": target, "objects": [{"name": "User", "attributes": []}]},
-        ],
-        "synchronizationRules": [{
-            "id": format!("{template}.Rule1"),
-            "name": format!("{source} to {target}"),
-            "sourceDirectoryName": source,
-            "targetDirectoryName": target,
-            "editable": true,
-            "objectMappings": [{
-                "name": format!("Provision {object}"),
-                "sourceObjectName": object,
-                "targetObjectName": "User",
-                "enabled": true,
-                "flowTypes": "Add, Update, Delete",
-                "attributeMappings": [],
-            }],
-        }],
-    })
+    super::schema::default_schema(template)
 }
 
 /// `GET .../synchronization/templates` items for a cloud-sync service principal.

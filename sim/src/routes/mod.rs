@@ -2,6 +2,7 @@
 //! early-retry and fault rules, routing) and helpers shared by the handlers.
 
 mod directory;
+mod schema;
 mod sync;
 
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ enum Route {
     JobValidateCredentials,
     JobProvisionOnDemand,
     JobSchema,
+    SchemaParseExpression,
+    SchemaFilterOperators,
+    SchemaFunctions,
+    TemplateSchema,
     Secrets,
     Applications,
     Application,
@@ -71,7 +76,12 @@ const ROUTES: &[(&str, Route, u8)] = &[
     ("servicePrincipals/{}/synchronization/jobs/{}/restart", Route::JobRestart, POST),
     ("servicePrincipals/{}/synchronization/jobs/{}/validateCredentials", Route::JobValidateCredentials, POST),
     ("servicePrincipals/{}/synchronization/jobs/{}/provisionOnDemand", Route::JobProvisionOnDemand, POST),
-    ("servicePrincipals/{}/synchronization/jobs/{}/schema", Route::JobSchema, GET | PUT | DELETE),
+    // PATCH is routed so that it can fail the way the service does (404), not with a 405.
+    ("servicePrincipals/{}/synchronization/jobs/{}/schema", Route::JobSchema, GET | PUT | PATCH | DELETE),
+    ("servicePrincipals/{}/synchronization/{}/{}/schema/parseExpression", Route::SchemaParseExpression, POST),
+    ("servicePrincipals/{}/synchronization/{}/{}/schema/filterOperators", Route::SchemaFilterOperators, GET),
+    ("servicePrincipals/{}/synchronization/{}/{}/schema/functions", Route::SchemaFunctions, GET),
+    ("servicePrincipals/{}/synchronization/templates/{}/schema", Route::TemplateSchema, GET),
     ("servicePrincipals/{}/synchronization/secrets", Route::Secrets, GET | PUT),
     ("applications", Route::Applications, GET),
     ("applications/{}", Route::Application, GET | DELETE),
@@ -292,7 +302,12 @@ fn dispatch(inner: &mut Inner, ctx: &mut Ctx, route: Route, p: &[String]) -> Res
         (Route::JobRestart, _) => sync::job_restart(inner, ctx, arg(0), arg(1)),
         (Route::JobValidateCredentials, _) => sync::validate_credentials(inner, ctx, arg(0), Some(arg(1))),
         (Route::JobProvisionOnDemand, _) => sync::provision_on_demand(inner, ctx, arg(0), arg(1)),
+        (Route::JobSchema, Method::PATCH) => schema::schema_patch(inner, ctx, arg(0), arg(1)),
         (Route::JobSchema, _) => sync::job_schema(inner, ctx, arg(0), arg(1)),
+        (Route::SchemaParseExpression, _) => schema::parse_expression(inner, ctx, arg(0), arg(1), arg(2)),
+        (Route::SchemaFilterOperators, _) => schema::filter_operators(inner, ctx, arg(0), arg(1), arg(2)),
+        (Route::SchemaFunctions, _) => schema::functions(inner, ctx, arg(0), arg(1), arg(2)),
+        (Route::TemplateSchema, _) => schema::template_schema(inner, ctx, arg(0), arg(1)),
         (Route::Secrets, Method::GET) => sync::secrets_get(inner, ctx, arg(0)),
         (Route::Secrets, _) => sync::secrets_put(inner, ctx, arg(0)),
     }

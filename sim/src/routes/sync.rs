@@ -75,17 +75,17 @@ const JSON_SECRETS: &[(&str, &str)] = &[
 const ON_DEMAND_LIMIT: usize = 5;
 const ON_DEMAND_WINDOW: Duration = Duration::from_secs(10);
 
-fn sp<'a>(inner: &'a mut Inner, ctx: &Ctx, id: &str) -> Result<&'a mut ServicePrincipal, GraphError> {
+pub(super) fn sp<'a>(inner: &'a mut Inner, ctx: &Ctx, id: &str) -> Result<&'a mut ServicePrincipal, GraphError> {
     tenant(inner, ctx)?.sp_mut(id).ok_or_else(|| GraphError::not_found(id))
 }
 
 /// Permission first (a missing one is 401 here), then the service principal.
-fn sync_sp(inner: &mut Inner, ctx: &mut Ctx, key: &str, write: bool) -> Result<String, GraphError> {
+pub(super) fn sync_sp(inner: &mut Inner, ctx: &mut Ctx, key: &str, write: bool) -> Result<String, GraphError> {
     ctx.require_sync(if write { perms::SYNC_WRITE } else { perms::SYNC_READ })?;
     lookup_sp(inner, ctx, key)
 }
 
-fn job_index(sp: &ServicePrincipal, job_id: &str) -> Result<usize, GraphError> {
+pub(super) fn job_index(sp: &ServicePrincipal, job_id: &str) -> Result<usize, GraphError> {
     sp.job_index(job_id).ok_or_else(|| GraphError::not_found(job_id))
 }
 
@@ -147,7 +147,9 @@ pub fn job_create(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<Reply, 
         )));
     }
     let job_id = new_job_id(&template, &tenant_id);
-    s.jobs.push(Job::new(job_id, template, ctx.now));
+    let mut job = Job::new(job_id, template, ctx.now);
+    job.set_delete_threshold(ctx.now, crate::deletes::threshold_of(&s.secrets));
+    s.jobs.push(job);
     let index = s.jobs.len() - 1;
     let mut job = job_json(ctx, s, index);
     job["@odata.context"] = json!(ctx.context(&format!("servicePrincipals('{id}')/synchronization/jobs/$entity")));
@@ -322,7 +324,10 @@ pub fn job_schema(inner: &mut Inner, ctx: &mut Ctx, key: &str, job_id: &str) -> 
             Ok(Reply::Json(StatusCode::OK, schema))
         }
         axum::http::Method::PUT => {
-            let body = body.ok_or_else(|| GraphError::sync_bad_request("A synchronizationSchema body is required."))?;
+            let mut body =
+                body.ok_or_else(|| GraphError::sync_bad_request("A synchronizationSchema body is required."))?;
+            crate::schema::validate(&body).map_err(GraphError::sync_bad_request)?;
+            body.remove("@odata.context");
             s.schemas.insert(job_id.to_owned(), Value::Object(body));
             Ok(Reply::Empty(StatusCode::NO_CONTENT))
         }
@@ -375,6 +380,12 @@ pub fn parse_secrets(body: Option<Map<String, Value>>) -> Result<Vec<(String, St
             let inner = json!({"error": {"code": code, "message": format!("The value of the {key} secret is not a valid JSON object.")}});
             return Err(GraphError::new(StatusCode::BAD_REQUEST, "UnknownError", inner.to_string()));
         }
+        if key == "SyncNotificationSettings"
+            && let Err(why) = crate::deletes::parse_notification_settings(&value)
+        {
+            let inner = json!({"error": {"code": "InvalidNotificationSettings", "message": format!("The SyncNotificationSettings secret is invalid: {why}")}});
+            return Err(GraphError::new(StatusCode::BAD_REQUEST, "UnknownError", inner.to_string()));
+        }
         out.retain(|(k, _)| k != key);
         out.push((key.to_owned(), value));
     }
@@ -387,8 +398,9 @@ pub fn secrets_put(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<Reply,
     let now = ctx.now;
     let s = sp(inner, ctx, &id)?;
     // Fold executions so far under the old settings before the domain may change.
+    let threshold = crate::deletes::threshold_of(&secrets);
     for j in &mut s.jobs {
-        j.advance(now);
+        j.set_delete_threshold(now, threshold);
     }
     s.secrets = secrets;
     inner.log.event(Some(ctx.tenant_id()), Event::SecretsPut);
@@ -415,6 +427,16 @@ mod tests {
         ]})))
         .unwrap();
         assert_eq!(ok.len(), 3);
+        let err = parse_secrets(body(json!({"value": [
+            {"key": "SyncNotificationSettings", "value": "{\"DeleteThresholdValue\":\"fifty\"}"},
+        ]})))
+        .unwrap_err();
+        assert!(
+            serde_json::from_str::<Value>(&err.message).unwrap()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("DeleteThresholdValue")
+        );
         let err =
             parse_secrets(body(json!({"value": [{"key": "SyncNotificationSettings", "value": ""}]}))).unwrap_err();
         assert_eq!(err.code, "UnknownError");

@@ -4,5 +4,6 @@
 mod auth;
 mod directory;
 mod faults;
+mod schema;
 mod support;
 mod sync;
