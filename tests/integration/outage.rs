@@ -1,0 +1,99 @@
+//! Outages of the control plane, on a plane of the test's own (`support::plane`) whose
+//! kube-apiserver the test stops and starts (etcd and its data stay): an operator started while
+//! the apiserver is down waits for it, live and not ready, and then converges; a running
+//! operator's watches resume after an apiserver restart and lose no update.
+
+use std::time::Duration;
+
+use cloudsync_operator::api::CloudSyncProfile;
+use kube::Api;
+use serde_json::json;
+
+use crate::support::kube_env::namespace;
+use crate::support::operator::*;
+use crate::support::plane::Plane;
+
+const CONVERGE: Duration = Duration::from_secs(90);
+
+async fn status_of(url: &str) -> u16 {
+    reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// The Domain secret the simulator holds for the tenant, as its state shows it.
+fn sim_has_domain(sim: &cloudsync_sim::SimHandle, domain: &str) -> bool {
+    sim.state(TENANT).is_some_and(|s| s.to_string().contains(&format!(r#"{{\"domain\":\"{domain}\"}}"#)))
+}
+
+#[tokio::test]
+async fn started_while_the_apiserver_is_down_it_waits_live_not_ready_then_converges() {
+    let plane = Plane::up();
+    let client = plane.client().await;
+    let ns = namespace(&client, "outage-start").await;
+    create_secret(&client, &ns).await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    apply(&api, &profile("contoso", json!({}))).await;
+    plane.ok("stop-apiserver");
+
+    let sim = simulator().await;
+    let mut op = Operator::start_on(&plane.kubeconfig(), &ns, &sim, &[], &[]);
+    let metrics = op.metrics_url().await;
+    // Several attempts, each logged at warn with its number, and the process stays up.
+    eventually(Duration::from_secs(30), "a third attempt logged", || op.logs().contains("attempt=3")).await;
+    let logs = op.logs();
+    assert!(logs.contains("WARN") && logs.contains("cannot reach the Kubernetes API"), "{logs}");
+    assert!(op.is_running(), "it must not exit while the apiserver is down:\n{}", op.logs());
+    assert_eq!(status_of(&format!("{metrics}/healthz")).await, 200, "live while it waits");
+    assert_eq!(status_of(&format!("{metrics}/readyz")).await, 503, "not ready while it waits");
+    assert!(sim.calls().iter().all(|c| c.api != "graph"), "no Graph call before Kubernetes answers");
+
+    plane.ok("start-apiserver");
+    let p = wait_for(&api, "contoso", CONVERGE, "Ready after the apiserver came back", is_ready).await;
+    assert!(op.is_running(), "the same process converged it:\n{}", op.logs());
+    assert!(p.status.as_ref().is_some_and(|s| s.service_principal.is_some()), "{:?}", p.status);
+    assert!(sim_has_domain(&sim, "contoso.com"), "Graph holds the profile's domain");
+    let c = sim.counters();
+    assert_eq!((c.instantiates, c.duplicate_service_principals, c.duplicate_jobs), (1, 0, 0));
+    let url = format!("{metrics}/readyz");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status_of(&url).await != 200 {
+        assert!(std::time::Instant::now() < deadline, "not ready after the apiserver came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(op.logs().contains("the Kubernetes API answers; starting"), "{}", op.logs());
+}
+
+#[tokio::test]
+async fn after_an_apiserver_restart_a_spec_change_is_reconciled() {
+    let plane = Plane::up();
+    let client = plane.client().await;
+    let ns = namespace(&client, "outage-restart").await;
+    create_secret(&client, &ns).await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    let sim = simulator().await;
+    let mut op = Operator::start_on(&plane.kubeconfig(), &ns, &sim, &[], &[]);
+    apply(&api, &profile("contoso", json!({}))).await;
+    wait_for(&api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let metrics = op.metrics_url().await;
+    assert_eq!(status_of(&format!("{metrics}/readyz")).await, 200);
+
+    plane.ok("stop-apiserver");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(op.is_running(), "it must not exit during the outage:\n{}", op.logs());
+    assert_eq!(status_of(&format!("{metrics}/healthz")).await, 200, "live during the outage");
+    plane.ok("start-apiserver");
+
+    // Made right after the apiserver is back, before the operator's watch has reconnected: only
+    // a watch that re-lists sees it.
+    let changed = patch_spec(&api, "contoso", json!({"domain": "fabrikam.com"})).await;
+    let generation = changed.metadata.generation;
+    wait_for(&api, "contoso", CONVERGE, "the change reconciled", |p| {
+        is_ready(p) && p.status.as_ref().and_then(|s| s.observed_generation) == generation
+    })
+    .await;
+    assert!(sim_has_domain(&sim, "fabrikam.com"), "Graph holds the new domain");
+    assert!(op.is_running(), "the same process reconciled it:\n{}", op.logs());
+    assert_eq!(status_of(&format!("{metrics}/readyz")).await, 200, "readiness survived the restart");
+    let c = sim.counters();
+    assert_eq!((c.instantiates, c.duplicate_service_principals, c.duplicate_jobs), (1, 0, 0));
+    assert!(!op.logs().contains("controller stopped unexpectedly"), "{}", op.logs());
+}
