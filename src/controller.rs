@@ -97,6 +97,8 @@ pub struct RunArgs {
 pub enum RunError {
     #[error("cannot reach Kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("cannot read the Kubernetes client configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+    Config(#[source] kube::Error),
     #[error("cannot serve metrics on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("leader election needs the Lease's namespace: set --lease-namespace or POD_NAMESPACE")]
@@ -305,7 +307,7 @@ fn pod_name() -> String {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init(args.log_format, &args.log_level);
     // A kubeconfig that cannot be read fails here, before anything else: waiting cannot fix it.
-    let client = Client::try_default().await?;
+    let client = Client::try_default().await.map_err(RunError::Config)?;
 
     // Served before the first apiserver call: while the apiserver is waited for, the pod is live
     // (not restarted) and not ready.

@@ -97,3 +97,31 @@ async fn after_an_apiserver_restart_a_spec_change_is_reconciled() {
     assert_eq!((c.instantiates, c.duplicate_service_principals, c.duplicate_jobs), (1, 0, 0));
     assert!(!op.logs().contains("controller stopped unexpectedly"), "{}", op.logs());
 }
+
+/// Waiting cannot fix these, and the apiserver is up: the operator exits at once and says why.
+#[tokio::test]
+async fn a_missing_crd_forbidden_list_or_unreadable_kubeconfig_fails_fast() {
+    let plane = Plane::bare();
+    let sim = simulator().await;
+    let fast = Duration::from_secs(20);
+
+    let mut op = Operator::start_on(&plane.kubeconfig(), "default", &sim, &[], &[]);
+    let status = op.wait_exit(fast);
+    assert_eq!(status.code(), Some(1), "{}", op.logs());
+    assert!(op.logs().contains("the CloudSyncProfile CRD is not installed"), "{}", op.logs());
+    assert!(!op.logs().contains("attempt="), "no retry of a permanent problem:\n{}", op.logs());
+
+    let mut op = Operator::start_on(&plane.unprivileged_kubeconfig(), "default", &sim, &[], &[]);
+    let status = op.wait_exit(fast);
+    assert_eq!(status.code(), Some(1), "{}", op.logs());
+    assert!(op.logs().contains("not allowed to list CloudSyncProfiles in namespace default"), "{}", op.logs());
+    assert!(!op.logs().contains("attempt="), "{}", op.logs());
+
+    let garbage = plane.dir().join("garbage.kubeconfig");
+    std::fs::write(&garbage, "clusters: [this is: not: a kubeconfig").unwrap();
+    let mut op = Operator::start_on(&garbage, "default", &sim, &[], &[]);
+    let status = op.wait_exit(fast);
+    assert_eq!(status.code(), Some(1), "{}", op.logs());
+    assert!(op.logs().contains("cannot read the Kubernetes client configuration"), "{}", op.logs());
+    assert!(!op.logs().contains("attempt="), "{}", op.logs());
+}

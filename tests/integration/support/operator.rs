@@ -87,6 +87,20 @@ impl Operator {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                self.child = None;
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the operator did not exit in {timeout:?}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no cleanup, no last status write.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -19,12 +19,18 @@ pub fn text(o: &Output) -> String {
 }
 
 impl Plane {
-    /// Brings up a new plane and installs the CRD on it.
-    pub fn up() -> Self {
+    /// Brings up a new plane, without the CRD.
+    pub fn bare() -> Self {
         kubeconfig_path(); // the shared plane is up, so the binaries are built and cached
         let tmp = tempfile::tempdir().expect("tempdir");
         let plane = Self { dir: tmp.path().join("plane"), _tmp: tmp };
         plane.ok("up");
+        plane
+    }
+
+    /// Brings up a new plane and installs the CRD on it.
+    pub fn up() -> Self {
+        let plane = Self::bare();
         let crd = repo_root().join("crds/cloudsyncprofiles.cloudsync.io.yaml");
         let crd = crd.to_str().expect("utf-8 path");
         let applied = plane.kubectl(&["apply", "--server-side", "-f", crd]);
@@ -49,6 +55,20 @@ impl Plane {
 
     pub async fn client(&self) -> Client {
         client_from(&self.kubeconfig()).await
+    }
+
+    /// A kubeconfig for a new ServiceAccount that was granted nothing.
+    pub fn unprivileged_kubeconfig(&self) -> PathBuf {
+        let created = self.kubectl(&["create", "serviceaccount", "nobody", "-n", "default"]);
+        assert!(created.status.success(), "{}", text(&created));
+        let token = self.kubectl(&["create", "token", "nobody", "-n", "default"]);
+        assert!(token.status.success(), "{}", text(&token));
+        let admin_token = std::fs::read_to_string(self.dir.join("pki/admin.token")).expect("admin token");
+        let admin = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
+        let path = self.dir.join("nobody.kubeconfig");
+        let token = String::from_utf8_lossy(&token.stdout);
+        std::fs::write(&path, admin.replace(admin_token.trim(), token.trim())).expect("write kubeconfig");
+        path
     }
 
     pub fn testenv(&self, arg: &str) -> Output {
