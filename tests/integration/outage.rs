@@ -125,3 +125,44 @@ async fn a_missing_crd_forbidden_list_or_unreadable_kubeconfig_fails_fast() {
     assert!(op.logs().contains("cannot read the Kubernetes client configuration"), "{}", op.logs());
     assert!(!op.logs().contains("attempt="), "{}", op.logs());
 }
+
+/// The conflicts the apiserver really answers are the ones the operator retries quickly: a write
+/// with a stale resourceVersion (409), and a finalizer patch whose `test` saw an older list.
+#[tokio::test]
+async fn real_write_conflicts_are_recognised_as_conflicts() {
+    use cloudsync_operator::controller::conflict::is_conflict;
+    use cloudsync_operator::reconcile::Error;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use kube::runtime::finalizer;
+
+    let client = crate::support::kube_env::client().await;
+    let ns = namespace(&client, "conflict").await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    let stale = apply(&api, &profile("contoso", json!({}))).await;
+    patch_spec(&api, "contoso", json!({"domain": "fabrikam.com"})).await;
+
+    let mut write = stale.clone();
+    write.status = Some(Default::default());
+    let e = api.replace_status("contoso", &PostParams::default(), &write).await.unwrap_err();
+    assert!(matches!(&e, kube::Error::Api(s) if s.code == 409), "{e:?}");
+    assert!(is_conflict(&Error::Kube(e)));
+
+    // What kube-runtime's finalizer helper sends to remove a finalizer it saw at index 0.
+    let with_one = json!({"metadata": {"finalizers": ["example.com/other"]}});
+    api.patch("contoso", &PatchParams::default(), &Patch::Merge(&with_one)).await.unwrap();
+    let test_then_remove = json!([
+        {"op": "test", "path": "/metadata/finalizers/0", "value": cloudsync_operator::api::FINALIZER},
+        {"op": "remove", "path": "/metadata/finalizers/0"},
+    ]);
+    let request =
+        http::Request::patch(format!("/apis/cloudsync.io/v1alpha1/namespaces/{ns}/cloudsyncprofiles/contoso"))
+            .header("content-type", "application/json-patch+json")
+            .body(serde_json::to_vec(&test_then_remove).unwrap())
+            .unwrap();
+    let e = client.request_text(request).await.unwrap_err();
+    let seen = format!("{e:?}");
+    assert!(is_conflict(&Error::Finalizer(Box::new(finalizer::Error::RemoveFinalizer(e)))), "{seen}");
+    api.patch("contoso", &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
+}
