@@ -82,8 +82,9 @@ async fn after_an_apiserver_restart_a_spec_change_is_reconciled() {
     assert_eq!(status_of(&format!("{metrics}/healthz")).await, 200, "live during the outage");
     plane.ok("start-apiserver");
 
-    // Made right after the apiserver is back, before the operator's watch has reconnected: only
-    // a watch that re-lists sees it.
+    // Made right after the apiserver is back, while the operator's watch may still be backing
+    // off: it must arrive by the watch's re-list or its resumed stream, and pass the predicate
+    // filter (a new generation), or the store keeps the old spec and resyncs reconcile that.
     let changed = patch_spec(&api, "contoso", json!({"domain": "fabrikam.com"})).await;
     let generation = changed.metadata.generation;
     wait_for(&api, "contoso", CONVERGE, "the change reconciled", |p| {
