@@ -7,6 +7,8 @@
 #   hack/testenv.sh down    stop both and delete their data
 #   hack/testenv.sh status  print whether it runs, and where
 #   hack/testenv.sh env     print shell exports (KUBECONFIG, PATH) for the running control plane
+#   hack/testenv.sh stop-apiserver   stop only kube-apiserver (an outage; etcd and its data stay)
+#   hack/testenv.sh start-apiserver  start it again on the same port, with the same certificates
 #
 # Binaries are cached outside the clone, keyed by version and by the wrapper modules' go.sum,
 # so a fresh clone on the same machine reuses them: ${CLOUDSYNC_CACHE:-~/.cache/cloudsync-operator}.
@@ -169,6 +171,61 @@ wait_ready() { # port
   die "kube-apiserver not ready after ${START_TIMEOUT}s"
 }
 
+# Starts kube-apiserver on the port and etcd recorded by `up`; the same certificates and tokens.
+start_apiserver() {
+  local api_port etcd_port
+  api_port=$(cat "$STATE/apiserver.port")
+  etcd_port=$(cat "$STATE/etcd.port")
+  log "starting kube-apiserver on 127.0.0.1:$api_port"
+  setsid "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --cert-dir "$STATE/pki" --tls-cert-file "$STATE/pki/apiserver.crt" --tls-private-key-file "$STATE/pki/apiserver.key" \
+    --client-ca-file "$STATE/pki/ca.crt" --token-auth-file "$STATE/pki/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer "https://127.0.0.1:$api_port" \
+    --service-account-key-file "$STATE/pki/sa.pub" --service-account-signing-key-file "$STATE/pki/sa.key" \
+    --api-audiences "https://127.0.0.1:$api_port" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins ServiceAccount \
+    --storage-media-type application/vnd.kubernetes.protobuf \
+    >>"$STATE/kube-apiserver.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$STATE/kube-apiserver.pid"
+}
+
+# An apiserver outage for tests: only kube-apiserver stops; etcd, its data, the port and the
+# certificates stay, so `start-apiserver` brings back the same cluster at the same address.
+stop_apiserver_locked() {
+  pid_alive "$STATE/etcd.pid" && [ -f "$STATE/apiserver.port" ] || die "not running; run: hack/testenv.sh up"
+  stop_one kube-apiserver
+  log "kube-apiserver stopped (etcd keeps running)"
+}
+
+start_apiserver_locked() {
+  pid_alive "$STATE/etcd.pid" && [ -f "$STATE/apiserver.port" ] && [ -f "$STATE/etcd.port" ] ||
+    die "not running; run: hack/testenv.sh up"
+  if pid_alive "$STATE/kube-apiserver.pid"; then
+    log "kube-apiserver already running"
+    return
+  fi
+  start_apiserver
+  wait_ready "$(cat "$STATE/apiserver.port")"
+  log "ready: $(status_line)"
+}
+
+# kube-apiserver gives up when etcd does not answer within its storage timeout; a loaded machine
+# can be that slow to start etcd, so it is waited for first (and its log shown if it died).
+wait_etcd() { # port
+  local deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    pid_alive "$STATE/etcd.pid" || { tail -n 30 "$STATE/etcd.log" >&2; die "etcd exited"; }
+    sleep 0.2
+  done
+  tail -n 30 "$STATE/etcd.log" >&2
+  die "etcd not answering after ${START_TIMEOUT}s"
+}
+
 up_locked() {
   if pid_alive "$STATE/kube-apiserver.pid" && pid_alive "$STATE/etcd.pid" && [ -f "$STATE/admin.kubeconfig" ]; then
     local port
@@ -198,22 +255,11 @@ up_locked() {
     --unsafe-no-fsync --quota-backend-bytes 2147483648 \
     >"$STATE/etcd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE/etcd.pid"
-  log "starting kube-apiserver on 127.0.0.1:$api_port"
-  setsid "$BIN/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --cert-dir "$STATE/pki" --tls-cert-file "$STATE/pki/apiserver.crt" --tls-private-key-file "$STATE/pki/apiserver.key" \
-    --client-ca-file "$STATE/pki/ca.crt" --token-auth-file "$STATE/pki/tokens.csv" \
-    --authorization-mode RBAC \
-    --service-account-issuer "https://127.0.0.1:$api_port" \
-    --service-account-key-file "$STATE/pki/sa.pub" --service-account-signing-key-file "$STATE/pki/sa.key" \
-    --api-audiences "https://127.0.0.1:$api_port" \
-    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins ServiceAccount \
-    --storage-media-type application/vnd.kubernetes.protobuf \
-    >"$STATE/kube-apiserver.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$STATE/kube-apiserver.pid"
+  echo "$etcd_port" >"$STATE/etcd.port"
+  wait_etcd "$etcd_port"
   echo "$api_port" >"$STATE/apiserver.port"
+  : >"$STATE/kube-apiserver.log"
+  start_apiserver
   write_kubeconfig "$api_port"
   wait_ready "$api_port"
   log "ready: $(status_line)"
@@ -243,7 +289,7 @@ stop_one() { # name
 stop_all() {
   stop_one kube-apiserver
   stop_one etcd
-  rm -rf "$STATE/etcd-data" "$STATE/admin.kubeconfig" "$STATE/apiserver.port"
+  rm -rf "$STATE/etcd-data" "$STATE/admin.kubeconfig" "$STATE/apiserver.port" "$STATE/etcd.port"
 }
 
 # The lock fd must not leak into etcd and kube-apiserver (see "9>&-" above), or the next
@@ -259,10 +305,12 @@ case "${1:-}" in
   build) with_lock build ;;
   up) with_lock up_locked ;;
   down) with_lock stop_all; log "stopped" ;;
+  stop-apiserver) with_lock stop_apiserver_locked ;;
+  start-apiserver) with_lock start_apiserver_locked ;;
   status)
     if pid_alive "$STATE/kube-apiserver.pid"; then status_line; else echo "not running"; exit 1; fi ;;
   env)
     [ -f "$STATE/admin.kubeconfig" ] || die "not running; run: hack/testenv.sh up"
     echo "export KUBECONFIG=$STATE/admin.kubeconfig PATH=$BIN:\$PATH" ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

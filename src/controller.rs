@@ -2,6 +2,8 @@
 //! Context, supervision of the leader election, and graceful shutdown.
 
 mod concurrency;
+pub mod conflict;
+pub mod startup;
 pub mod unreadable;
 
 use std::collections::hash_map::DefaultHasher;
@@ -14,7 +16,6 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::ListParams;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -23,7 +24,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use url::Url;
 
 use crate::api::CloudSyncProfile;
@@ -96,6 +97,8 @@ pub struct RunArgs {
 pub enum RunError {
     #[error("cannot reach Kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("cannot read the Kubernetes client configuration (KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
+    Config(#[source] kube::Error),
     #[error("cannot serve metrics on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("leader election needs the Lease's namespace: set --lease-namespace or POD_NAMESPACE")]
@@ -166,6 +169,11 @@ async fn dispatch(object: Arc<WatchedProfile>, ctx: Arc<Context>) -> Result<Acti
 const UNREADABLE_REPORT_RETRY: Duration = Duration::from_secs(30);
 
 fn error_policy(object: Arc<WatchedProfile>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+    if conflict::is_conflict(error) {
+        // Not a failure: the profile changed since it was read. Not counted in its backoff.
+        debug!(profile = %ObjectRef::from_obj(object.as_ref()), error = %error, "write conflict; looking again");
+        return Action::requeue(conflict::retry_delay(rand::random::<f64>()));
+    }
     match &object.0 {
         Ok(profile) => reconcile::error_policy(Arc::new(profile.clone()), error, ctx),
         Err(_) => {
@@ -231,6 +239,9 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .for_each(|result| async move {
             if let Err(e) = result {
                 match e {
+                    kube::runtime::controller::Error::ReconcilerFailed(err, obj) if conflict::is_conflict(&err) => {
+                        debug!(profile = %obj, error = %err, "reconcile met a write conflict")
+                    }
                     kube::runtime::controller::Error::ReconcilerFailed(err, obj) => {
                         warn!(profile = %obj, error = %err, "reconcile failed")
                     }
@@ -285,28 +296,6 @@ pub async fn shutdown_signal() {
     ctrl_c.await;
 }
 
-/// Fails fast, with the right message, when the CRD is missing or RBAC does not allow the watch:
-/// one list per watched scope, exactly what the watches will do.
-async fn check_access(client: &Client, namespaces: &[String]) -> Result<(), RunError> {
-    // Listed like the watch lists them: an unreadable profile must not stop the start.
-    let scopes: Vec<(Api<WatchedProfile>, String)> = if namespaces.is_empty() {
-        vec![(Api::all(client.clone()), "in all namespaces".to_string())]
-    } else {
-        namespaces.iter().map(|ns| (Api::namespaced(client.clone(), ns), format!("in namespace {ns}"))).collect()
-    };
-    for (api, scope) in scopes {
-        match api.list(&ListParams::default().limit(1)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 403 => {
-                return Err(RunError::Forbidden { scope, source: kube::Error::Api(s) });
-            }
-            Err(e @ kube::Error::Api(_)) => return Err(RunError::CrdMissing(e)),
-            Err(e) => return Err(RunError::Kube(e)),
-        }
-    }
-    Ok(())
-}
-
 fn pod_name() -> String {
     std::env::var("POD_NAME")
         .ok()
@@ -317,9 +306,11 @@ fn pod_name() -> String {
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     telemetry::init(args.log_format, &args.log_level);
-    let client = Client::try_default().await?;
-    check_access(&client, &args.namespaces).await?;
+    // A kubeconfig that cannot be read fails here, before anything else: waiting cannot fix it.
+    let client = Client::try_default().await.map_err(RunError::Config)?;
 
+    // Served before the first apiserver call: while the apiserver is waited for, the pod is live
+    // (not restarted) and not ready.
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let listener = server::bind(args.metrics_addr).await.map_err(|e| RunError::Bind(args.metrics_addr, e))?;
@@ -328,6 +319,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let stop = CancellationToken::new();
     let release = CancellationToken::new();
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone(), release.clone()));
+    info!("serving metrics and health on http://{bound} while checking access to the Kubernetes API");
+    tokio::select! {
+        access = startup::wait_for_access(&client, &args.namespaces) => access?,
+        _ = shutdown_signal() => {
+            info!("stopped before the Kubernetes API answered");
+            release.cancel();
+            let _ = server.await;
+            return Ok(());
+        }
+    }
 
     let mut leadership = if args.leader_election {
         let namespace = args

@@ -24,6 +24,7 @@ mod graph_client;
 mod leader;
 mod observability;
 mod operator;
+mod outage;
 mod rbac_e2e;
 mod safety;
 #[cfg(feature = "sim")]

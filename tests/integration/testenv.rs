@@ -70,3 +70,29 @@ fn up_is_idempotent_recovers_from_a_stale_pid_and_down_cleans_up() {
     assert!(!dir.join("kube-apiserver.pid").exists() && !dir.join("etcd.pid").exists());
     assert!(testenv(&dir, "down").status.success(), "down twice is fine");
 }
+
+#[test]
+fn stop_apiserver_keeps_etcd_and_start_apiserver_brings_back_the_same_cluster() {
+    use crate::support::plane::{Plane, text};
+    let plane = Plane::up();
+    let port = std::fs::read_to_string(plane.dir().join("apiserver.port")).unwrap();
+    let kubeconfig = std::fs::read_to_string(plane.kubeconfig()).unwrap();
+    let created = plane.kubectl(&["create", "configmap", "survivor", "-n", "default", "--from-literal=k=v"]);
+    assert!(created.status.success(), "{}", text(&created));
+
+    assert!(plane.ok("stop-apiserver").contains("kube-apiserver stopped"));
+    assert!(!plane.testenv("status").status.success(), "status reports it down");
+    assert!(!plane.kubectl(&["get", "--raw", "/readyz"]).status.success(), "nothing answers");
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{}", port.trim())).is_err(),
+        "the port is closed while it is stopped"
+    );
+    assert!(plane.testenv("stop-apiserver").status.success(), "stopping it twice is fine");
+
+    assert!(plane.ok("start-apiserver").contains("ready: kube-apiserver"));
+    assert_eq!(std::fs::read_to_string(plane.dir().join("apiserver.port")).unwrap(), port, "the same port");
+    assert_eq!(std::fs::read_to_string(plane.kubeconfig()).unwrap(), kubeconfig, "the same certificates and token");
+    let got = plane.kubectl(&["get", "configmap", "survivor", "-n", "default", "-o", "jsonpath={.data.k}"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "v", "etcd kept the data: {}", text(&got));
+    assert!(plane.ok("start-apiserver").contains("already running"));
+}

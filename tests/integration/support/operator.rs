@@ -1,7 +1,7 @@
 //! The operator as a real process (the built binary) watching one test namespace, talking to the
 //! test control plane and to a Graph simulator over HTTP, with its logs captured to a file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ pub struct Operator {
     child: Option<Child>,
     log: PathBuf,
     env: Vec<(String, String)>,
+    kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -38,10 +39,15 @@ impl Operator {
 
     /// Like `start`, with extra environment variables (e.g. POD_NAME).
     pub fn start_with_env(namespace: &str, sim: &SimHandle, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(&kubeconfig_path(), namespace, sim, extra, env)
+    }
+
+    /// Like `start_with_env`, against the control plane of `kubeconfig` (not the shared one).
+    pub fn start_on(kubeconfig: &Path, namespace: &str, sim: &SimHandle, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("operator.log");
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut op = Self { child: None, log, env, _dir: dir };
+        let mut op = Self { child: None, log, env, kubeconfig: kubeconfig.to_path_buf(), _dir: dir };
         op.spawn(namespace, &sim.url(), extra);
         op
     }
@@ -54,7 +60,7 @@ impl Operator {
             .args(["--resync-seconds", "2", "--log-level", "cloudsync_operator=debug,info"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(extra)
-            .env("KUBECONFIG", kubeconfig_path())
+            .env("KUBECONFIG", &self.kubeconfig)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -74,6 +80,25 @@ impl Operator {
     #[allow(dead_code, reason = "benches/scale.rs reads the operator's memory by pid; no test needs it")]
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Whether the process still runs (it has not exited on its own).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let c = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                self.child = None;
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the operator did not exit in {timeout:?}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL: no cleanup, no last status write.
