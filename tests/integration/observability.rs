@@ -24,9 +24,18 @@ async fn metrics_health_and_readiness_are_served() {
     let op = Operator::start(&ns, &sim, &[]);
     let base = op.metrics_url().await;
     let http = reqwest::Client::new();
-    for path in ["/healthz", "/readyz"] {
-        let r = http.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{path}");
+    let r = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "/healthz answers as soon as the server is up");
+    // /readyz follows once the watches have synced (the server starts before the first apiserver call).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http.get(format!("{base}/readyz")).send().await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "/readyz is 503 until ready");
+        assert!(std::time::Instant::now() < deadline, "/readyz never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     apply(&api, &profile("contoso", json!({}))).await;
