@@ -6,6 +6,7 @@
 //! `state` (directory); `routes`, `auth` and `control` are the HTTP ends.
 
 mod auth;
+mod bodies;
 mod calls;
 mod clock;
 mod control;
