@@ -23,14 +23,20 @@ static PADDING: [u8; 64 * 1024] = [b' '; 64 * 1024];
 const HUGE_OPEN: &[u8] = br#"{"value":["#;
 const HUGE_CLOSE: &[u8] = b"]}";
 
+/// Marks a response the simulator must send as it is, not render into Graph's error envelope.
+#[derive(Clone, Copy, Debug)]
+pub struct Raw;
+
 pub fn response(status: u16, body: BadBody) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    match body {
+    let mut response = match body {
         BadBody::Html => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], HTML).into_response(),
         BadBody::Empty => (status, [(header::CONTENT_TYPE, "application/json")], "").into_response(),
         BadBody::Truncated => (status, [(header::CONTENT_TYPE, "application/json")], TRUNCATED).into_response(),
         BadBody::Huge { bytes } => (status, [(header::CONTENT_TYPE, "application/json")], huge(bytes)).into_response(),
-    }
+    };
+    response.extensions_mut().insert(Raw);
+    response
 }
 
 /// A streamed body of about `bytes` bytes with no Content-Length: produced as the client reads,
