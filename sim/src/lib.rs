@@ -15,6 +15,8 @@ mod faults;
 mod ids;
 mod jobs;
 mod odata;
+#[cfg(test)]
+mod odata_props;
 mod routes;
 mod server;
 mod state;
