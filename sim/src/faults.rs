@@ -558,6 +558,32 @@ mod tests {
     }
 
     #[test]
+    fn body_faults() {
+        let kind = |s: &str| FaultSpec::parse_cli(s).and_then(|f| f.into_rule(1)).map(|r| r.kind);
+        assert_eq!(kind("kind=body,body=html"), Ok(FaultKind::Body { status: 200, body: BadBody::Html }));
+        assert_eq!(kind("kind=body,body=empty,status=502"), Ok(FaultKind::Body { status: 502, body: BadBody::Empty }));
+        assert_eq!(
+            kind("kind=body,body=huge"),
+            Ok(FaultKind::Body { status: 200, body: BadBody::Huge { bytes: HUGE_DEFAULT } })
+        );
+        assert_eq!(
+            kind("kind=body,body=huge,bytes=99999999999"),
+            Ok(FaultKind::Body { status: 200, body: BadBody::Huge { bytes: 1 << 30 } })
+        );
+        assert!(kind("kind=body").unwrap_err().contains("needs body"));
+        assert!(kind("kind=body,body=xml").unwrap_err().contains("unknown body"));
+        assert!(kind("kind=body,body=html,status=100").is_err());
+        // A body fault answers the call, like a status fault, and only one of them does.
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=body,body=truncated,times=1").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=status,status=500,times=1").unwrap()).unwrap();
+        let (first, ..) = set.before_routing(None, "GET", "/beta/x");
+        assert_eq!(first.map(|r| r.kind), Some(FaultKind::Body { status: 200, body: BadBody::Truncated }));
+        let (second, ..) = set.before_routing(None, "GET", "/beta/x");
+        assert_eq!(second.map(|r| r.kind.name()), Some("status"));
+    }
+
+    #[test]
     fn early_retries_are_the_same_request_or_a_later_one() {
         let key: RetryKey = ("t".into(), "c".into(), "POST".into(), "/beta/x".into());
         let t0 = Instant::now();
