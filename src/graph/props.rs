@@ -143,7 +143,7 @@ proptest! {
     ) {
         let want = Duration::from_secs(w * 604_800 + d * 86_400 + h * 3600 + m * 60 + s) + Duration::from_millis(ms);
         let got = parse_iso_duration(&format!("P{w}W{d}DT{h}H{m}M{s}.{ms:03}S")).unwrap();
-        let diff = if got > want { got - want } else { want - got };
+        let diff = got.abs_diff(want);
         prop_assert!(diff < Duration::from_micros(1), "{got:?} vs {want:?}");
         prop_assert_eq!(parse_iso_duration(&format!("P{d}D")), Some(Duration::from_secs(d * 86_400)));
         prop_assert_eq!(parse_iso_duration(&format!("PT{m}M")), Some(Duration::from_secs(m * 60)));
