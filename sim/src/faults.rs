@@ -25,7 +25,7 @@ pub struct FaultSpec {
     /// Apply to the next N matching calls only; absent means every matching call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
-    /// `status`, `latency`, `instantiate-404-after-create`, `not-found-after-create`,
+    /// `status`, `body`, `latency`, `instantiate-404-after-create`, `not-found-after-create`,
     /// `forbidden-after-create` or `list-lag`.
     pub kind: String,
     /// HTTP status for `status`.
@@ -46,7 +46,31 @@ pub struct FaultSpec {
     /// Overrides the error message of `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The body of `body`: `html`, `empty`, `truncated` or `huge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Size of a `huge` body in bytes (default 32 MiB, at most 1 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
+
+/// What a `body` fault answers with, in place of the call (which is not carried out): what
+/// gateways, proxies and broken connections hand a client instead of Graph's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadBody {
+    /// A `text/html` error page, as an Azure front door or a corporate proxy serves.
+    Html,
+    /// No body at all, with a JSON content type.
+    Empty,
+    /// A JSON body cut off in the middle, with a correct length.
+    Truncated,
+    /// A well-formed JSON list of `bytes` bytes, streamed without a length, so only a client
+    /// that reads with a cap stops before holding it all.
+    Huge { bytes: u64 },
+}
+
+/// The default size of a `huge` body: twice the operator's 16 MiB cap.
+pub const HUGE_DEFAULT: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FaultKind {
@@ -72,6 +96,11 @@ pub enum FaultKind {
     ListLag {
         seconds: f64,
     },
+    /// Answers `status` (2xx too) with a body that is not what Graph sends.
+    Body {
+        status: u16,
+        body: BadBody,
+    },
 }
 
 /// Kinds that are decided per object after routing rather than per request before it.
@@ -93,12 +122,13 @@ impl FaultKind {
             Self::NotFoundAfterCreate { .. } => "not-found-after-create",
             Self::ForbiddenAfterCreate { .. } => "forbidden-after-create",
             Self::ListLag { .. } => "list-lag",
+            Self::Body { .. } => "body",
         }
     }
 
     fn deferred(&self) -> Option<Deferred> {
         match self {
-            Self::Status { .. } | Self::Latency { .. } | Self::DelayResponse { .. } => None,
+            Self::Status { .. } | Self::Body { .. } | Self::Latency { .. } | Self::DelayResponse { .. } => None,
             Self::Instantiate404AfterCreate => Some(Deferred::Instantiate404),
             Self::NotFoundAfterCreate { .. } => Some(Deferred::NotFoundWindow),
             Self::ForbiddenAfterCreate { .. } => Some(Deferred::ForbiddenWindow),
@@ -148,7 +178,7 @@ impl FaultSpec {
             };
             let value = value.trim();
             let json = match key {
-                "times" | "status" | "retryAfter" | "ms" => {
+                "times" | "status" | "retryAfter" | "ms" | "bytes" => {
                     Value::from(value.parse::<u64>().map_err(|_| format!("{key}: '{value}' is not a whole number"))?)
                 }
                 "seconds" => {
@@ -186,6 +216,21 @@ impl FaultSpec {
             "not-found-after-create" => FaultKind::NotFoundAfterCreate { seconds: seconds()? },
             "forbidden-after-create" => FaultKind::ForbiddenAfterCreate { seconds: seconds()? },
             "list-lag" => FaultKind::ListLag { seconds: seconds()? },
+            "body" => {
+                let status = self.status.unwrap_or(200);
+                if !(200..=599).contains(&status) {
+                    return Err(format!("status {status} is not a final status (200-599)"));
+                }
+                let body = match self.body.as_deref() {
+                    Some("html") => BadBody::Html,
+                    Some("empty") => BadBody::Empty,
+                    Some("truncated") => BadBody::Truncated,
+                    Some("huge") => BadBody::Huge { bytes: self.bytes.unwrap_or(HUGE_DEFAULT).min(1 << 30) },
+                    Some(other) => return Err(format!("unknown body '{other}' (html, empty, truncated or huge)")),
+                    None => return Err("kind body needs body (html, empty, truncated or huge)".to_owned()),
+                };
+                FaultKind::Body { status, body }
+            }
             other => return Err(format!("unknown fault kind '{other}'")),
         };
         if self.times == Some(0) {
@@ -320,7 +365,7 @@ impl FaultSet {
         }
     }
 
-    /// Rules applied around routing: the first matching `status` rule (which answers the call),
+    /// Rules applied around routing: the first matching `status` or `body` rule (which answers the call),
     /// every matching `latency` rule (summed, before the call) and every matching `delay-response`
     /// rule (summed, after the call). Consumes `times` of what it returns.
     pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> (Option<FaultRule>, u64, u64) {
@@ -340,7 +385,7 @@ impl FaultSet {
                     delay_response = delay_response.saturating_add(ms);
                     Self::consume(rule);
                 }
-                FaultKind::Status { .. } if status.is_none() => {
+                FaultKind::Status { .. } | FaultKind::Body { .. } if status.is_none() => {
                     Self::consume(rule);
                     status = Some(rule.clone());
                 }
@@ -510,6 +555,32 @@ mod tests {
         assert!(!rule.matches(Some("t2"), "GET", "/x"));
         assert!(!rule.matches(None, "GET", "/x"));
         assert!(!rule.matches(Some("t1"), "POST", "/x"));
+    }
+
+    #[test]
+    fn body_faults() {
+        let kind = |s: &str| FaultSpec::parse_cli(s).and_then(|f| f.into_rule(1)).map(|r| r.kind);
+        assert_eq!(kind("kind=body,body=html"), Ok(FaultKind::Body { status: 200, body: BadBody::Html }));
+        assert_eq!(kind("kind=body,body=empty,status=502"), Ok(FaultKind::Body { status: 502, body: BadBody::Empty }));
+        assert_eq!(
+            kind("kind=body,body=huge"),
+            Ok(FaultKind::Body { status: 200, body: BadBody::Huge { bytes: HUGE_DEFAULT } })
+        );
+        assert_eq!(
+            kind("kind=body,body=huge,bytes=99999999999"),
+            Ok(FaultKind::Body { status: 200, body: BadBody::Huge { bytes: 1 << 30 } })
+        );
+        assert!(kind("kind=body").unwrap_err().contains("needs body"));
+        assert!(kind("kind=body,body=xml").unwrap_err().contains("unknown body"));
+        assert!(kind("kind=body,body=html,status=100").is_err());
+        // A body fault answers the call, like a status fault, and only one of them does.
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=body,body=truncated,times=1").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=status,status=500,times=1").unwrap()).unwrap();
+        let (first, ..) = set.before_routing(None, "GET", "/beta/x");
+        assert_eq!(first.map(|r| r.kind), Some(FaultKind::Body { status: 200, body: BadBody::Truncated }));
+        let (second, ..) = set.before_routing(None, "GET", "/beta/x");
+        assert_eq!(second.map(|r| r.kind.name()), Some("status"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `state` (directory); `routes`, `auth` and `control` are the HTTP ends.
 
 mod auth;
+mod bodies;
 mod calls;
 mod clock;
 mod control;
@@ -16,6 +17,8 @@ mod faults;
 mod ids;
 mod jobs;
 mod odata;
+#[cfg(test)]
+mod odata_props;
 mod routes;
 mod schema;
 mod server;

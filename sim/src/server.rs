@@ -113,7 +113,10 @@ async fn finish(State(sim): State<Arc<Shared>>, req: Request, next: Next) -> Res
     let meta = response.extensions_mut().remove::<CallMeta>();
     if let Some(err) = response.extensions_mut().remove::<GraphError>() {
         response = envelope::render(&err, &ids, now);
-    } else if response.status().as_u16() >= 400 && !is_json(&response) {
+    } else if response.status().as_u16() >= 400
+        && !is_json(&response)
+        && response.extensions().get::<super::bodies::Raw>().is_none()
+    {
         // axum's own rejections (wrong method on a control route, bad path parameters).
         let allow = response.headers().get(header::ALLOW).cloned();
         response = envelope::render(&GraphError::for_status(response.status()), &ids, now);

@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::answer::{Body, MAX_LOGIN_BODY, read_capped};
 use super::cloud::Endpoints;
 use super::error::{Cause, ErrorKind, GraphError, Source, classify_login, parse_retry_after};
 use super::observer::Observer;
@@ -195,7 +196,7 @@ impl TokenCache {
             }
         }
         let started = Instant::now();
-        let response = self
+        let mut response = self
             .http
             .post(url)
             .timeout(self.timeout)
@@ -215,8 +216,13 @@ impl TokenCache {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
         let success = (200..300).contains(&status);
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_capped(&mut response, MAX_LOGIN_BODY).await {
+            Ok(Body::Whole(body)) => body,
+            Ok(Body::TooLarge { limit }) if success => {
+                let message = format!("the token response is larger than the {} KiB the client reads", limit >> 10);
+                return Err(GraphError::unusable_answer(OP, Source::Login, status, None, message));
+            }
+            Ok(Body::TooLarge { .. }) => bytes::Bytes::new(),
             Err(e) if success => {
                 return Err(GraphError { status: Some(status), ..GraphError::wire(OP, e, self.timeout) });
             }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use super::answer::{Body, MAX_GRAPH_BODY, Success, judge, read_capped};
 use super::auth::{Credential, TokenCache};
 use super::cloud::{Endpoints, NationalCloud, Overrides};
-use super::error::{Cause, ErrorKind, GraphError, Source, classify_graph, parse_retry_after};
+use super::error::{Cause, ErrorKind, GraphError, Source};
 use super::gate::{GateKey, Gates};
 use super::observer::{NoObserver, Observer};
 use super::retry::{Decision, RetryPolicy, decide};
@@ -147,28 +147,6 @@ impl Call {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct Envelope {
-    #[serde(default)]
-    error: EnvelopeError,
-}
-
-#[derive(Deserialize, Default)]
-struct EnvelopeError {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default, rename = "innerError")]
-    inner_error: Option<InnerError>,
-}
-
-#[derive(Deserialize, Default)]
-struct InnerError {
-    #[serde(default, rename = "request-id")]
-    request_id: Option<String>,
-}
-
 impl Tenant {
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
@@ -218,10 +196,7 @@ impl Tenant {
 
     pub(crate) async fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, GraphError> {
         let op = call.op;
-        let (status, request_id, body) = self.send(call).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            GraphError::unusable_answer(op, Source::Graph, status, request_id, format!("cannot read the response: {e}"))
-        })
+        self.send(call).await?.decode(op)
     }
 
     pub(crate) async fn empty(&self, call: Call) -> Result<(), GraphError> {
@@ -237,24 +212,11 @@ impl Tenant {
     }
 
     fn url(&self, call: &Call) -> Result<url::Url, GraphError> {
-        let mut url = self.endpoints.graph.clone();
-        {
-            let mut segs = url.path_segments_mut().map_err(|_| {
-                GraphError::setup(call.op, format!("Graph URL {} cannot take a path", self.endpoints.graph))
-            })?;
-            segs.pop_if_empty().push(API_VERSION);
-            for s in &call.segments {
-                segs.push(s);
-            }
-        }
-        if !call.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
-        Ok(url)
+        request_url(&self.endpoints.graph, &call.segments, &call.query).map_err(|m| GraphError::setup(call.op, m))
     }
 
     /// Sends with retries; returns status, request-id and body of the successful answer.
-    async fn send(&self, call: Call) -> Result<(u16, Option<String>, bytes::Bytes), GraphError> {
+    async fn send(&self, call: Call) -> Result<Success, GraphError> {
         let inner = &self.client.inner;
         let url = self.url(&call)?;
         let client_request_id = uuid::Uuid::new_v4().to_string();
@@ -315,7 +277,7 @@ impl Tenant {
         url: &url::Url,
         client_request_id: &str,
         attempt: u32,
-    ) -> Result<(u16, Option<String>, bytes::Bytes), GraphError> {
+    ) -> Result<Success, GraphError> {
         let inner = &self.client.inner;
         let token = inner.tokens.token(&self.endpoints, &self.tenant_id, &self.credential).await?;
         let mut req = inner
@@ -341,56 +303,59 @@ impl Tenant {
                 return Err(err);
             }
         };
+        let mut response = response;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await;
+        let body = read_capped(&mut response, MAX_GRAPH_BODY).await;
         inner.observer.response(call.op, Some(status), started.elapsed());
-        let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let success = (200..300).contains(&status);
         let body = match body {
             Ok(body) => body,
             Err(e) if success => {
                 // Graph answered (and may have done the work), but the answer did not arrive whole.
                 let err = GraphError::wire(call.op, e, inner.config.timeout);
+                let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
                 warn!(op = call.op, client_request_id, status, error = %err, "Graph answer broke off");
                 return Err(GraphError { status: Some(status), request_id, ..err });
             }
             // A refusal is classified by its status; the body would only add code and message.
-            Err(_) => bytes::Bytes::new(),
+            Err(_) => Body::Whole(bytes::Bytes::new()),
         };
+        let judged = judge(call.op, status, &headers, body, jiff::Timestamp::now());
         debug!(
             op = call.op,
             status,
-            request_id = request_id.as_deref().unwrap_or(""),
+            request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
             client_request_id,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Graph call"
         );
-        if success {
-            return Ok((status, request_id, body));
-        }
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
-        let envelope: Envelope = serde_json::from_slice(&body).unwrap_or_default();
-        let mut message = envelope.error.message.unwrap_or_default();
-        if message.len() > 1024 {
-            let cut = (0..=1024).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-            message.truncate(cut);
-        }
-        Err(GraphError {
-            kind: classify_graph(status, retry_after),
-            source: Source::Graph,
-            cause: Cause::ErrorStatus,
-            operation: call.op,
-            status: Some(status),
-            code: envelope.error.code,
-            message,
-            request_id: request_id.or(envelope.error.inner_error.and_then(|i| i.request_id)),
-            retry_after,
-        })
+        judged
     }
+}
+
+/// The URL of a call: `base`, the API version, then each segment percent-encoded, so an id
+/// with `/`, `?`, `#` or `%` stays one segment. Ids come from Graph's answers and from status,
+/// so an empty, `.` or `..` segment (which would name the collection or a parent instead) is
+/// refused rather than sent, and so is one with a control character (URL parsing drops tabs and
+/// line breaks, which turns `"\t"` into an empty segment and `".\n."` into `..`).
+pub fn request_url(base: &url::Url, segments: &[String], query: &[(&str, String)]) -> Result<url::Url, String> {
+    let unusable = |s: &str| s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control);
+    if let Some(bad) = segments.iter().find(|s| unusable(s)) {
+        return Err(format!("cannot put the id {bad:?} in a Graph URL"));
+    }
+    let mut url = base.clone();
+    {
+        let mut segs = url.path_segments_mut().map_err(|_| format!("Graph URL {base} cannot take a path"))?;
+        segs.pop_if_empty().push(API_VERSION);
+        for s in segments {
+            segs.push(s);
+        }
+    }
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]

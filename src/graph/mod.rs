@@ -3,9 +3,11 @@
 //! makes. The only place the operator talks to Graph.
 //!
 //! Module graph (no cycles, nothing from the rest of the crate): `error`, `cloud`, `observer`,
-//! `gate` and `model` are leaves; `retry` uses `error`; `auth` uses `cloud`, `error` and
-//! `observer`; `http` uses all of those; `directory` and `sync` add typed calls to `http::Tenant`.
+//! `gate` and `model` are leaves; `retry` and `answer` use `error`; `auth` uses `answer`, `cloud`,
+//! `error` and `observer`; `http` uses all of those; `directory` and `sync` add typed calls to
+//! `http::Tenant`.
 
+pub mod answer;
 pub mod auth;
 pub mod cloud;
 mod directory;
@@ -24,3 +26,6 @@ pub use http::{ClientConfig, GraphClient, Tenant};
 pub use observer::Observer;
 pub use retry::RetryPolicy;
 pub use sync::json_secret;
+
+#[cfg(test)]
+mod props;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::error::{ErrorKind, GraphError, Source};
+use super::error::{Cause, ErrorKind, GraphError, Source};
 
 /// Retry limits. Waits longer than `max_inline_wait` are not slept inside a call: the error goes
 /// back with its `retry_after` so the controller requeues the profile at that time and the worker
@@ -48,7 +48,9 @@ pub fn decide(
     eventual: bool,
     jitter: f64,
 ) -> Decision {
-    if attempt + 1 >= policy.max_attempts {
+    // A success whose body cannot be used (too large, not JSON) is what the service answers:
+    // asking again at once reads the same, and for an answer over the cap reads it all again.
+    if attempt + 1 >= policy.max_attempts || err.cause == Cause::UnusableAnswer {
         return Decision::Fail;
     }
     let backoff = || {
@@ -79,7 +81,6 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::error::Cause;
 
     fn err(kind: ErrorKind, retry_after: Option<u64>) -> GraphError {
         GraphError {
@@ -93,6 +94,19 @@ mod tests {
             request_id: None,
             retry_after: retry_after.map(Duration::from_secs),
         }
+    }
+
+    #[test]
+    fn an_unusable_success_is_not_asked_again() {
+        let p = RetryPolicy::default();
+        let e = GraphError::unusable_answer("jobs.list", Source::Graph, 200, None, "too large".into());
+        assert_eq!(decide(&p, 0, &e, true, true, 0.5), Decision::Fail);
+        let interrupted =
+            GraphError { status: Some(200), ..GraphError::transport("jobs.list", Cause::Interrupted, String::new()) };
+        assert!(
+            matches!(decide(&p, 0, &interrupted, true, false, 0.5), Decision::Retry(_)),
+            "a broken body is read again"
+        );
     }
 
     #[test]

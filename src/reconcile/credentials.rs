@@ -16,6 +16,11 @@ use crate::graph::Credential;
 pub const CLIENT_ID_KEY: &str = "clientId";
 pub const CLIENT_SECRET_KEY: &str = "clientSecret";
 
+/// The longest value read from the Secret: Entra client secrets are about 40 characters and
+/// client ids 36, so 4 KiB is generous, and a 1 MiB value (a certificate bundle or a kubeconfig
+/// under the wrong key) is refused before it is decoded or sent anywhere.
+pub const MAX_VALUE: usize = 4096;
+
 /// Operator-level settings for workload identity (from the environment the Azure Workload
 /// Identity webhook injects, and a flag that allows profiles to use it).
 #[derive(Clone, Debug, Default)]
@@ -46,11 +51,20 @@ pub fn from_secret_data(
 ) -> Result<Credential, Problem> {
     let read = |key: &str| -> Result<String, Problem> {
         let bytes = data.and_then(|d| d.get(key)).map(|b| b.0.as_slice()).unwrap_or_default();
+        if bytes.len() > MAX_VALUE {
+            return Err(Problem::secret_too_long(namespace, name, key, MAX_VALUE));
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| Problem::secret_not_text(namespace, name, key))?;
         // `kubectl create secret --from-file` keeps the file's trailing newline.
         let text = text.trim();
         if text.is_empty() {
             return Err(Problem::secret_lacks(namespace, name, key));
+        }
+        // Entra's secrets and client ids are printable ASCII. A line break inside is a file of
+        // several lines (two secrets, a comment, a secret and its expiry), and sending it would
+        // fail at the token endpoint with a message that does not say which key is wrong.
+        if text.chars().any(char::is_control) {
+            return Err(Problem::secret_not_one_line(namespace, name, key));
         }
         Ok(text.to_string())
     };
@@ -118,6 +132,44 @@ mod tests {
         let e = from_secret_data("ns", "creds", Some(&data(&[("clientId", &[0xff, 0xfe]), ("clientSecret", b"x")])))
             .unwrap_err();
         assert!(e.message.contains("not UTF-8"));
+    }
+
+    /// Hostile Secrets past admission: each is a SecretInvalid problem that names the key and
+    /// never the value.
+    #[test]
+    fn garbage_huge_and_multi_line_values_are_refused_without_showing_them() {
+        let id: &[u8] = b"aaaaaaaa-bbbb-cccc-dddd-000000000001";
+        let secret = "Qx8~abcdefghijklmnopqrstuvwxyz0123456789";
+        let huge = format!("{secret}{}", "A".repeat(1 << 20));
+        let garbage: Vec<u8> = (0..=255u8).cycle().take(4000).collect();
+        let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+            (garbage, "clientSecret", "not UTF-8"),
+            (huge.clone().into_bytes(), "clientSecret", "longer than 4096 bytes"),
+            (format!("{secret}\nQx8~second-line-value").into_bytes(), "clientSecret", "line break"),
+            (format!("{secret}\r\nexpires 2027-01-01\n").into_bytes(), "clientSecret", "line break"),
+            (format!("{secret}\0").into_bytes(), "clientSecret", "control character"),
+        ];
+        for (value, key, want) in cases {
+            let d = data(&[("clientId", id), ("clientSecret", &value)]);
+            let e = from_secret_data("ns", "creds", Some(&d)).unwrap_err();
+            assert_eq!(e.reason, super::super::reason::Reason::SecretInvalid);
+            assert!(e.message.contains(&format!("key {key}")) && e.message.contains(want), "{}", e.message);
+            assert!(!e.message.contains(secret) && !e.message.contains("second-line"), "{}", e.message);
+            assert!(e.message.len() < 300, "{}", e.message.len());
+        }
+        let d = data(&[("clientId", huge.as_bytes()), ("clientSecret", secret.as_bytes())]);
+        assert!(from_secret_data("ns", "creds", Some(&d)).unwrap_err().message.contains("key clientId is longer"));
+        let d = data(&[("clientId", b"aaaa\nbbbb"), ("clientSecret", secret.as_bytes())]);
+        assert!(from_secret_data("ns", "creds", Some(&d)).unwrap_err().message.contains("key clientId contains"));
+        // A trailing newline (from `--from-file`) and surrounding spaces are still trimmed.
+        let d = data(&[("clientId", id), ("clientSecret", format!("  {secret}\r\n").as_bytes())]);
+        let c = from_secret_data("ns", "creds", Some(&d)).unwrap();
+        let Credential::ClientSecret { secret: got, .. } = c else { panic!("a client secret") };
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&got), secret);
+        // Exactly at the limit is read.
+        let at_limit = "B".repeat(MAX_VALUE);
+        let d = data(&[("clientId", id), ("clientSecret", at_limit.as_bytes())]);
+        assert!(from_secret_data("ns", "creds", Some(&d)).is_ok());
     }
 
     #[test]

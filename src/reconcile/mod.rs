@@ -12,6 +12,8 @@ mod execute;
 pub mod observe;
 mod pass;
 pub mod plan;
+#[cfg(test)]
+mod props;
 pub mod reason;
 #[cfg(test)]
 mod rules;

@@ -114,6 +114,26 @@ impl Problem {
         Self::new(Reason::SecretInvalid, format!("Secret {namespace}/{name}: key {key} is not UTF-8 text"))
     }
 
+    /// Says how long the limit is, never how long the value is.
+    pub fn secret_too_long(namespace: &str, name: &str, key: &str, limit: usize) -> Self {
+        Self::new(
+            Reason::SecretInvalid,
+            format!(
+                "Secret {namespace}/{name}: key {key} is longer than {limit} bytes, which no client id or secret is"
+            ),
+        )
+    }
+
+    pub fn secret_not_one_line(namespace: &str, name: &str, key: &str) -> Self {
+        Self::new(
+            Reason::SecretInvalid,
+            format!(
+                "Secret {namespace}/{name}: key {key} contains a line break or another control character; \
+                 it must hold the value alone, on one line"
+            ),
+        )
+    }
+
     pub fn secret_lacks(namespace: &str, name: &str, key: &str) -> Self {
         Self::new(
             Reason::SecretInvalid,

@@ -469,3 +469,73 @@ async fn the_clouds_scope_is_requested_even_through_overrides() {
         t.organization().await.unwrap_or_else(|e| panic!("{cloud:?}: {e}"));
     }
 }
+
+/// What a gateway or a broken server answers instead of Graph's JSON: a page, nothing, half a
+/// list, or far more than any Graph answer. Each is a typed error that says what came, repeats
+/// none of it, and a huge body is refused at the cap instead of being held in memory.
+#[tokio::test]
+async fn hostile_bodies_are_typed_errors_and_huge_ones_are_cut_at_the_cap() {
+    let sim = sim().await;
+    let g = tenant(&sim);
+    let sp = g.instantiate_cloud_sync("contoso.com").await.unwrap().service_principal.id;
+    let jobs = "method=GET,path=/beta/servicePrincipals/*/synchronization/jobs";
+    let unusable = |e: &cloudsync_operator::graph::GraphError| {
+        assert_eq!(
+            (e.cause, e.source, e.status, e.code.as_deref()),
+            (Cause::UnusableAnswer, Source::Graph, Some(200), None)
+        );
+        assert!(!e.message.contains("<html") && !e.message.contains(SECRET), "{e}");
+    };
+
+    sim.add_fault(fault(&format!("kind=body,body=html,{jobs},times=1"))).unwrap();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    unusable(&e);
+    assert!(e.message.starts_with("cannot read the response (text/html, "), "{e}");
+
+    sim.add_fault(fault(&format!("kind=body,body=empty,{jobs},times=1"))).unwrap();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    unusable(&e);
+    assert!(e.message.contains("(application/json, 0 bytes)"), "{e}");
+
+    sim.add_fault(fault(&format!("kind=body,body=truncated,{jobs},times=1"))).unwrap();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    unusable(&e);
+    assert!(e.message.contains("EOF"), "{e}");
+
+    // A gateway's page on an error status keeps the status's meaning and names what came.
+    sim.add_fault(fault(&format!("kind=body,body=html,status=502,{jobs}"))).unwrap();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.cause, e.status, e.code.as_deref()),
+        (ErrorKind::Transient, Cause::ErrorStatus, Some(502), None)
+    );
+    assert!(e.message.starts_with("the answer is not a Graph error (text/html, "), "{e}");
+    assert!(!e.message.contains("Bad Gateway"), "{e}");
+    sim.clear_faults();
+
+    // The same well-formed list under the cap is read; past it, refused at the cap.
+    sim.add_fault(fault(&format!("kind=body,body=huge,bytes=1048576,{jobs},times=1"))).unwrap();
+    assert!(g.list_jobs(&sp, false).await.unwrap().is_empty(), "a 1 MiB list of nothing is read");
+    sim.add_fault(fault(&format!("kind=body,body=huge,bytes={},{jobs},times=1", 256u64 << 20))).unwrap();
+    let started = Instant::now();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    unusable(&e);
+    assert!(e.message.contains("larger than the 16 MiB the client reads"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stopped at the cap, not after 256 MiB: {:?}",
+        started.elapsed()
+    );
+
+    // An error status with a huge body is classified by its status alone.
+    sim.add_fault(fault(&format!("kind=body,body=huge,status=404,{jobs},times=1"))).unwrap();
+    let e = g.list_jobs(&sp, false).await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.cause, e.status, e.code.as_deref()),
+        (ErrorKind::NotFound, Cause::ErrorStatus, Some(404), None)
+    );
+    assert_eq!(e.message, "");
+
+    // Afterwards the client is fine.
+    assert!(g.list_jobs(&sp, false).await.unwrap().is_empty());
+}

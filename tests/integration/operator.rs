@@ -288,6 +288,60 @@ async fn wrong_credentials_are_reported_and_fixed_by_updating_the_secret() {
     wait_for(&s.api, "contoso", Duration::from_secs(30), "Ready after the Secret is fixed", is_ready).await;
 }
 
+/// Hostile Secrets past admission (binary garbage, a 1 MiB value, a second line inside the
+/// secret): each is SecretInvalid on CredentialsValid naming the key, never the value, and no
+/// Graph or token call is made with it; the fixed Secret is picked up by the watch.
+#[tokio::test]
+async fn hostile_secret_values_are_clear_conditions_and_never_shown() {
+    use base64::Engine;
+    let s = setup("hostilesecret", false).await;
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let first_line = "Qx8~first-line-of-the-secret-0123456789";
+    let garbage: Vec<u8> = (0..=255u8).rev().cycle().take(3000).collect();
+    let cases: [(Vec<u8>, &str); 3] = [
+        (garbage, "key clientSecret is not UTF-8 text"),
+        // The apiserver refuses a Secret over 1 MiB in all, so this is as large as one can be.
+        ("Z".repeat((1 << 20) - 4096).into_bytes(), "key clientSecret is longer than 4096 bytes"),
+        (format!("{first_line}\nsecond-line-0123456789\n").into_bytes(), "key clientSecret contains a line break"),
+    ];
+    apply(&s.api, &profile("contoso", json!({}))).await;
+    for (i, (value, want)) in cases.into_iter().enumerate() {
+        let secret = serde_json::from_value(json!({
+            "metadata": {"name": "graph-credentials"},
+            "data": {"clientId": b64(CLIENT.as_bytes()), "clientSecret": b64(&value)}
+        }))
+        .unwrap();
+        if i == 0 {
+            secrets.create(&Default::default(), &secret).await.unwrap();
+        } else {
+            secrets.replace("graph-credentials", &Default::default(), &secret).await.unwrap();
+        }
+        let p = wait_for(&s.api, "contoso", CONVERGE, want, |p| {
+            condition(p, "CredentialsValid").is_some_and(|c| c.message.contains(want))
+        })
+        .await;
+        let cv = condition(&p, "CredentialsValid").unwrap();
+        assert_eq!((cv.status.as_str(), cv.reason.as_str()), ("False", "SecretInvalid"));
+        assert!(cv.message.len() < 300, "{}", cv.message.len());
+        let shown = serde_json::to_string(&p.status).unwrap() + &format!("{:?}", events(&s.client, &s.ns).await);
+        for leak in [first_line, "second-line", "ZZZZZZZZ"] {
+            assert!(!shown.contains(leak), "{leak} shown in status or events");
+        }
+    }
+    assert!(s.sim.calls().is_empty(), "no Graph or token call with an unusable Secret");
+
+    secrets
+        .patch(
+            "graph-credentials",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"clientSecret": format!("{CLIENT_SECRET}\n")}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&s.api, "contoso", Duration::from_secs(30), "Ready with a trailing newline", is_ready).await;
+}
+
 #[tokio::test]
 async fn delete_removes_everything_and_orphan_leaves_graph_alone() {
     let s = setup("delete", true).await;

@@ -384,6 +384,10 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
     }
     if let Some(rule) = status_rule {
+        if let FaultKind::Body { status, body } = rule.kind {
+            meta.fault = Some("body".into());
+            return super::bodies::response(status, body);
+        }
         meta.fault = Some("status".into());
         let FaultKind::Status { status, retry_after } = rule.kind else {
             return GraphError::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
