@@ -9,7 +9,9 @@ pub use super::reason::Problem;
 use super::reason::Reason;
 use super::step::describe_sp;
 use crate::api::conditions::{Desired, types};
-use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus};
+use crate::api::{
+    CloudSyncProfileSpec, CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingJobCreate,
+};
 use crate::graph::model::{ScheduleState, StatusCode, SynchronizationError, SynchronizationJob};
 
 /// What one reconcile pass established.
@@ -25,6 +27,17 @@ pub struct Facts {
     pub desired: Vec<&'static str>,
     /// Templates with more than one job.
     pub duplicates: Vec<(String, Vec<String>)>,
+    /// Job creations whose answer did not come, being waited for in the jobs list.
+    pub pending_creates: Vec<PendingJobCreate>,
+}
+
+/// When a wait that started at `since` (RFC 3339) ends, for a condition's message.
+fn until(since: &str, grace: std::time::Duration) -> String {
+    let end = since.parse::<Timestamp>().ok().and_then(|t| {
+        let grace = jiff::SignedDuration::try_from(grace).ok()?;
+        t.checked_add(grace).ok()
+    });
+    end.map_or_else(|| "a few minutes".to_string(), |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
 }
 
 /// "Code: message", "Code" or "message", without a closing full stop (it is followed by more text).
@@ -182,7 +195,20 @@ fn jobs_running(
         return Err(p.clone());
     }
     if !missing.is_empty() {
-        return Err(Problem::new(Reason::JobsMissing, format!("jobs not created yet: {}", missing.join(", "))));
+        // Say which wait applies and until when: a creation whose answer was lost is looked for in
+        // the jobs list, and only created again once its grace is over.
+        let named: Vec<String> = missing
+            .iter()
+            .map(|t| match facts.pending_creates.iter().find(|p| p.template_id == *t) {
+                Some(p) => format!(
+                    "{t} (its creation at {} got no answer; waiting for Graph to list it until {}, then it is created again)",
+                    p.since,
+                    until(&p.since, plan::JOB_CREATE_GRACE)
+                ),
+                None => t.to_string(),
+            })
+            .collect();
+        return Err(Problem::new(Reason::JobsMissing, format!("jobs not created yet: {}", named.join(", "))));
     }
     if suspended {
         return Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"));
@@ -192,7 +218,14 @@ fn jobs_running(
         .iter()
         .filter(|j| !running(j))
         .map(|j| {
-            format!("{} is {} (schedule {})", j.template_id, code(j), j.schedule_state.as_deref().unwrap_or("unknown"))
+            let state = j.schedule_state.as_deref().unwrap_or("unknown");
+            let started = j.last_start_time.as_deref().map(|t| {
+                format!(
+                    "; started at {t}, it is started again if Graph does not show it running by {}",
+                    until(t, plan::START_GRACE)
+                )
+            });
+            format!("{} is {} (schedule {state}){}", j.template_id, code(j), started.unwrap_or_default())
         })
         .collect();
     if !stopped.is_empty() {
@@ -294,6 +327,7 @@ pub fn facts(
         jobs: Ok(()),
         desired: plan::desired_templates(spec),
         duplicates,
+        pending_creates: status.pending_job_creates.clone(),
     };
     if let Plan::Wait { slot, problem, .. } | Plan::Blocked { slot, problem } = end {
         match slot {
@@ -330,7 +364,26 @@ mod tests {
             jobs: Ok(()),
             desired: vec![PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE],
             duplicates: vec![],
+            pending_creates: vec![],
         }
+    }
+
+    #[test]
+    fn waits_say_which_wait_and_until_when() {
+        let mut f = facts();
+        f.pending_creates = vec![PendingJobCreate {
+            template_id: PASSWORD_HASH_TEMPLATE.into(),
+            since: "2026-11-26T12:00:00.123456Z".into(),
+        }];
+        let c = conditions(&spec(), &f, &[js(PROVISIONING_TEMPLATE, "Active", "Active")]);
+        let m = &get(&c, types::JOBS_RUNNING).message;
+        assert!(m.contains("AD2AADPasswordHash (its creation at 2026-11-26T12:00:00.123456Z got no answer"), "{m}");
+        assert!(m.contains("until 2026-11-26T12:03:00Z, then it is created again"), "{m}");
+        let mut started = js(PROVISIONING_TEMPLATE, "Disabled", "NotRun");
+        started.last_start_time = Some("2026-11-26T12:00:00Z".into());
+        let c = conditions(&spec(), &facts(), &[started, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+        let m = &get(&c, types::JOBS_RUNNING).message;
+        assert!(m.ends_with("started at 2026-11-26T12:00:00Z, it is started again if Graph does not show it running by 2026-11-26T12:03:00Z"), "{m}");
     }
 
     fn js(template: &str, state: &str, code: &str) -> JobStatus {
