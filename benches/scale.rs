@@ -3,6 +3,8 @@
 //!
 //!   make bench                      # 200 profiles in 10 tenants
 //!   BENCH_PROFILES=500 BENCH_TENANTS=20 make bench
+//!   BENCH_LATENCY_MS=100 make bench   # every Graph and token call answers 100 ms later
+//!   BENCH_OPERATOR_ARGS="--concurrency 128" make bench   # the operator's flags (default: --concurrency 16)
 //!
 //! Measured: time until every profile is Ready, Graph writes and reads per profile while
 //! converging, the steady-state cost (Graph reads per profile per resync), throttling seen, and
@@ -61,6 +63,18 @@ async fn main() {
         ));
     }
     let sim = builder.start().await.expect("simulator");
+    // Real Graph answers in tens to hundreds of milliseconds; the simulator in well under one.
+    let latency_ms = env_usize("BENCH_LATENCY_MS", 0);
+    if latency_ms > 0 {
+        let fault = cloudsync_sim::FaultSpec::parse_cli(&format!("kind=latency,ms={latency_ms},path=**"))
+            .expect("latency fault");
+        sim.add_fault(fault).expect("add latency fault");
+    }
+    let operator_args: Vec<String> = std::env::var("BENCH_OPERATOR_ARGS")
+        .unwrap_or_else(|_| "--concurrency 16".to_string())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let profiles_api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
@@ -71,11 +85,11 @@ async fn main() {
         secrets.patch(&format!("creds-{i}"), &pp, &Patch::Apply(s)).await.expect("secret");
     }
 
-    let op = Operator::start(
-        &ns,
-        &sim,
-        &["--resync-seconds", &resync.to_string(), "--log-level", "warn", "--concurrency", "16"],
-    );
+    let resync_arg = resync.to_string();
+    let mut args: Vec<&str> = vec!["--resync-seconds", &resync_arg, "--log-level", "warn"];
+    args.extend(operator_args.iter().map(String::as_str));
+    println!("graph latency: {latency_ms} ms; operator flags: {args:?}");
+    let op = Operator::start(&ns, &sim, &args);
     // Apply concurrently (as `kubectl apply -f dir/` or Argo CD would), and watch readiness meanwhile.
     let started = Instant::now();
     let applying = {
