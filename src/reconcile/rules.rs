@@ -27,7 +27,8 @@ fn at(offset_secs: i64) -> Timestamp {
     T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(offset_secs)
 }
 
-fn spec() -> CloudSyncProfileSpec {
+/// A profile with password hash sync, the fixture of the reconcile tests.
+pub(crate) fn spec() -> CloudSyncProfileSpec {
     serde_json::from_value(serde_json::json!({
         "tenantId": "11111111-2222-3333-4444-555555555555",
         "credentials": {"secretRef": {"name": "c"}},

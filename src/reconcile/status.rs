@@ -347,15 +347,7 @@ mod tests {
     use super::*;
     use crate::graph::model::{PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE};
 
-    fn spec() -> CloudSyncProfileSpec {
-        serde_json::from_value(serde_json::json!({
-            "tenantId": "11111111-2222-3333-4444-555555555555",
-            "credentials": {"secretRef": {"name": "c"}},
-            "domain": "contoso.com",
-            "passwordHashSync": true
-        }))
-        .unwrap()
-    }
+    use crate::reconcile::rules::spec;
 
     fn facts() -> Facts {
         Facts {
