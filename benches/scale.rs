@@ -143,7 +143,10 @@ async fn main() {
     let resyncs = window.as_secs_f64() / resync as f64;
 
     println!("\ncloudsync-operator scale benchmark");
-    println!("  profiles {profiles} in {tenants} tenants, concurrency 16, per-tenant concurrency 2, resync {resync}s");
+    println!(
+        "  profiles {profiles} in {tenants} tenants, Graph latency {latency_ms} ms, operator flags {:?}, resync {resync}s",
+        operator_args.join(" ")
+    );
     println!("  applied all profiles in            {:>8.2} s  (32 concurrent applies)", applied.as_secs_f64());
     println!("  first profile Ready after          {:>8.2} s", first_ready.unwrap_or_default().as_secs_f64());
     println!(
