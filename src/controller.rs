@@ -5,6 +5,7 @@ mod concurrency;
 pub mod conflict;
 pub mod startup;
 pub mod unreadable;
+pub mod watch_backoff;
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -214,7 +215,7 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
     // it too, so a second waiter could miss the signal or take it from the controller.
     let mut first_sync = Some(health);
     let profile_stream = watcher(profiles, wc)
-        .default_backoff()
+        .backoff(watch_backoff::watch_backoff())
         .inspect(move |event| {
             if matches!(event, Ok(watcher::Event::InitDone))
                 && let Some(h) = first_sync.take()
@@ -226,13 +227,17 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     // Metadata only: the operator reads a Secret's data when it reconciles, and keeps no copy.
-    let secret_stream = watcher(secrets, watcher::Config::default()).default_backoff().touched_objects();
+    let secret_stream =
+        watcher(secrets, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).touched_objects();
     let store = reader.clone();
     let stopping = shutdown.clone();
     Controller::for_stream(profile_stream, reader)
         .watches_stream(secret_stream, move |s| profiles_using(&store, s.metadata.namespace.as_deref(), &s.name_any()))
         // A new leader looks at every profile at once (standbys skip them while they wait).
         .reconcile_all_on(leader::became_leader(leadership))
+        // The Controller pauses all its triggers after an error from any of these watches, with
+        // kube-runtime's long default unless told otherwise.
+        .trigger_backoff(watch_backoff::watch_backoff())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { stopping.cancelled().await })
         .run(concurrency::bounded(limit, dispatch), error_policy, ctx)

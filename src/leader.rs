@@ -146,7 +146,8 @@ fn watch_released(client: Client, s: &LeaderSettings, stop: CancellationToken) -
     let api: Api<Lease> = Api::namespaced(client, &s.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", s.lease_name));
     tokio::spawn(async move {
-        let mut events = watcher(api, config).default_backoff().touched_objects().boxed();
+        let mut events =
+            watcher(api, config).backoff(crate::controller::watch_backoff::watch_backoff()).touched_objects().boxed();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

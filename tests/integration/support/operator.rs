@@ -147,11 +147,26 @@ impl Operator {
     }
 }
 
+/// How much of the log a failed test prints.
+const LOG_TAIL: usize = 80;
+
 impl Drop for Operator {
-    /// Stops the process; first, unless the test already fails, its log and /metrics go through
-    /// the secret scanner.
+    /// Stops the process. First, when the test fails, prints the tail of its log; otherwise its
+    /// log and /metrics go through the secret scanner.
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if std::thread::panicking() {
+            // A failed test shows what the operator was doing; only a log the scanner passes.
+            let logs = self.logs();
+            if super::secrets::findings(&logs).is_empty() {
+                let lines: Vec<&str> = logs.lines().collect();
+                let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n");
+                eprintln!(
+                    "--- the operator's log, last {LOG_TAIL} lines ---\n{tail}\n--- end of the operator's log ---"
+                );
+            } else {
+                eprintln!("the operator's log is not shown: the secret scanner flags it");
+            }
+        } else {
             let logs = self.logs();
             super::secrets::assert_clean("the operator's log", &logs);
             let running = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
