@@ -99,10 +99,15 @@ pid_alive() {
   case "$(ps -o stat= -p "$pid" 2>/dev/null)" in Z*) return 1 ;; esac
 }
 
+# Below the kernel's ephemeral range (ip_local_port_range, 32768 and up by default): a port that
+# is the local end of some outgoing connection refuses a connect, so it looks free, yet a listen
+# on it fails with "address already in use".
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 12000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   die "no free port found"
