@@ -5,12 +5,13 @@ mod spec;
 mod status;
 
 pub use spec::{
-    ALLOWED_RESET_SCOPES, Cloud, CloudSyncProfile, CloudSyncProfileSpec, Credentials, DEFAULT_RESET_SCOPE,
-    DeletionPolicy, RestartRequest, SecretRef, WorkloadIdentity,
+    ALLOWED_RESET_SCOPES, AccidentalDeletes, AttributeMapping, Cloud, CloudSyncProfile, CloudSyncProfileSpec,
+    Credentials, DEFAULT_DELETE_THRESHOLD, DEFAULT_RESET_SCOPE, DeletionPolicy, DistinguishedName, Flow, Notifications,
+    ObjectType, RestartRequest, Scope, SecretRef, WorkloadIdentity,
 };
 pub use status::{
     CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingInstantiate, PendingJobCreate,
-    PendingRestart, ServicePrincipalRef,
+    PendingRestart, ScopeRestart, ServicePrincipalRef,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

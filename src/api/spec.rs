@@ -105,7 +105,169 @@ pub struct CloudSyncProfileSpec {
     /// jobs, the service principal and the application; Orphan leaves them as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// Which part of the domain is synchronized. Absent: the whole domain. Written into the
+    /// provisioning job's schema; after a change the job is restarted once so that objects now in
+    /// scope are imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+
+    /// Attribute mappings to add or override in the provisioning job's schema, keyed by (object,
+    /// target). A mapping removed from this list returns to the template's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // A list-map: the apiserver itself refuses two entries with one (object, target).
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["object".into(), "target".into()]))]
+    #[schemars(length(max = 100))]
+    pub attribute_mappings: Option<Vec<AttributeMapping>>,
+
+    /// Deletion protection: a run that would delete this many objects or more is held until a
+    /// person approves it. Default: enabled, threshold 500 (the service's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accidental_deletes: Option<AccidentalDeletes>,
+
+    /// Where the service sends e-mails about quarantines and held deletes. Absent: no e-mails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
 }
+
+/// One OU or group distinguished name such as OU=Sales,DC=contoso,DC=com: attribute=value pairs
+/// separated by commas; a comma inside a value is escaped as \,.
+pub(crate) const DN_RE: &str = r"^[A-Za-z][A-Za-z0-9-]*=([^,=\\]|\\.)+(, ?[A-Za-z][A-Za-z0-9-]*=([^,=\\]|\\.)+)+$";
+
+/// The configuration's scope: organizational units or groups, never both.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.organizationalUnits) != has(self.groups)").message("scope: set exactly one of organizationalUnits or groups"))]
+pub struct Scope {
+    /// Distinguished names of the OUs to synchronize (1 to 59); OUs below them are included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self.all(dn, dn.matches(r'{DN_RE}'))")).message("scope.organizationalUnits: each entry must be a distinguished name such as OU=Sales,DC=contoso,DC=com"))]
+    #[schemars(length(min = 1, max = 59))]
+    pub organizational_units: Option<Vec<DistinguishedName>>,
+
+    /// Distinguished names of the security groups whose direct members are synchronized (1 to
+    /// 59); members of nested groups are not. Microsoft recommends group scope for pilots only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self.all(dn, dn.matches(r'{DN_RE}'))")).message("scope.groups: each entry must be a distinguished name such as CN=Pilot,OU=Groups,DC=contoso,DC=com"))]
+    #[schemars(length(min = 1, max = 59))]
+    pub groups: Option<Vec<DistinguishedName>>,
+}
+
+/// A distinguished name in the on-premises directory, such as OU=Sales,DC=contoso,DC=com.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct DistinguishedName(#[schemars(length(min = 3, max = 1024))] pub String);
+
+impl DistinguishedName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The AD object types of the schema's object mappings.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectType {
+    User,
+    InetOrgPerson,
+    Group,
+    Contact,
+}
+
+impl ObjectType {
+    /// The `sourceObjectName` of its object mapping.
+    pub fn source_object_name(self) -> &'static str {
+        match self {
+            ObjectType::User => "user",
+            ObjectType::InetOrgPerson => "inetOrgPerson",
+            ObjectType::Group => "group",
+            ObjectType::Contact => "contact",
+        }
+    }
+}
+
+/// When a mapping flows.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Flow {
+    /// On every change of the source.
+    #[default]
+    Always,
+    /// Only when the object is created in Entra ID.
+    ObjectAddOnly,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Always => "Always",
+            Flow::ObjectAddOnly => "ObjectAddOnly",
+        }
+    }
+}
+
+/// One attribute mapping: the Entra ID attribute `target` of `object`s, from exactly one source.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.attribute), has(self.constant), has(self.expression)].filter(x, x).size() == 1").message("attributeMappings: set exactly one of attribute, constant or expression"))]
+pub struct AttributeMapping {
+    /// The AD object type: user, inetOrgPerson, group or contact.
+    pub object: ObjectType,
+
+    /// The Entra ID attribute it sets, e.g. department.
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_-]*$')").message("attributeMappings: target must be an attribute name (letters, digits, '_' and '-')"))]
+    #[schemars(length(min = 1, max = 256))]
+    pub target: String,
+
+    /// An AD attribute copied as it is, e.g. physicalDeliveryOfficeName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_-]*$')").message("attributeMappings: attribute must be an AD attribute name (letters, digits, '_' and '-')"))]
+    #[schemars(length(min = 1, max = 256))]
+    pub attribute: Option<String>,
+
+    /// A fixed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub constant: Option<String>,
+
+    /// An expression in the provisioning expression language, e.g. Join(" ", [givenName], [sn]).
+    /// Checked with Graph's parseExpression before anything is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub expression: Option<String>,
+
+    /// Always (default) or ObjectAddOnly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+}
+
+/// The service's accidental-delete protection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccidentalDeletes {
+    /// Hold runs that would delete `threshold` objects or more. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// The number of deletes in one run at which it is held (at 500, up to 499 go through).
+    /// Default 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("accidentalDeletes.threshold must be at least 1"))]
+    #[schemars(range(max = 1_000_000))]
+    pub threshold: Option<i64>,
+}
+
+/// Quarantine and held-delete e-mails.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    /// One e-mail address.
+    #[x_kube(validation = Rule::new("self.matches('^[^@ ,;<>]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?([.][A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$')").message("notifications.email must be one e-mail address such as identity-ops@contoso.com"))]
+    #[schemars(length(min = 3, max = 254))]
+    pub email: String,
+}
+
+/// The service's defaults for deletion protection.
+pub const DEFAULT_DELETE_THRESHOLD: i64 = 500;
 
 /// National clouds, each with its own login authority and Graph root.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
@@ -220,6 +382,18 @@ impl CloudSyncProfileSpec {
 
     pub fn deletion_policy(&self) -> DeletionPolicy {
         self.deletion_policy.unwrap_or_default()
+    }
+
+    pub fn deletes_protected(&self) -> bool {
+        self.accidental_deletes.as_ref().and_then(|a| a.enabled).unwrap_or(true)
+    }
+
+    pub fn delete_threshold(&self) -> i64 {
+        self.accidental_deletes.as_ref().and_then(|a| a.threshold).unwrap_or(DEFAULT_DELETE_THRESHOLD)
+    }
+
+    pub fn attribute_mappings(&self) -> &[AttributeMapping] {
+        self.attribute_mappings.as_deref().unwrap_or(&[])
     }
 }
 

@@ -52,6 +52,35 @@ pub struct CloudSyncProfileStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["templateId".into()]))]
     pub pending_job_creates: Vec<PendingJobCreate>,
+    /// sha256 of the parts of the provisioning job's schema the operator manages (scope and
+    /// attribute mappings), as last written or found equal. Absent while the profile leaves the
+    /// schema alone (no scope, no mappings, no password hash sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_hash: Option<String>,
+    /// sha256 of the profile settings schemaHash was computed from: while they stay the same, the
+    /// schema is only read again for the drift check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_inputs_hash: Option<String>,
+    /// A restart the operator owes the provisioning job after a change of scope, so that objects
+    /// now in scope are imported. Cleared once carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_restart: Option<ScopeRestart>,
+}
+
+/// A restart after a change of scope.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeRestart {
+    /// Identifies this restart (derived from the new scope).
+    pub request_id: String,
+    /// The reset scope it uses.
+    pub reset_scope: String,
+    /// Why it is needed.
+    pub reason: String,
+    /// When the restart was sent (RFC 3339); absent until then. A pass that finds it sent but not
+    /// confirmed checks whether the job ran since, and sends it again if not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
 }
 
 /// A job creation whose outcome is not known yet.

@@ -549,6 +549,10 @@ mod tests {
             suspend: None,
             restart: None,
             deletion_policy: None,
+            scope: None,
+            attribute_mappings: None,
+            accidental_deletes: None,
+            notifications: None,
         }
     }
 
