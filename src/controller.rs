@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// retry at once).
     #[arg(long, env = "CLOUDSYNC_USER_ACTION_RETRY_SECONDS", default_value_t = 600)]
     pub user_action_retry_seconds: u64,
+    /// Seconds between reads of a managed synchronization schema that find and undo changes made
+    /// outside the operator (the portal). Between them a steady profile makes no schema call.
+    #[arg(long, env = "CLOUDSYNC_SCHEMA_DRIFT_SECONDS", default_value_t = 1800)]
+    pub schema_drift_seconds: u64,
     /// Profiles reconciled at once, over all watched namespaces (0: no limit).
     #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -281,6 +285,7 @@ pub fn context(
         user_action_retry: Duration::from_secs(args.user_action_retry_seconds.max(1)),
         per_tenant_concurrency: args.tenant_concurrency.max(1),
         workload_identity: WorkloadIdentityConfig::from_env(args.allow_workload_identity),
+        schema_drift_interval: Duration::from_secs(args.schema_drift_seconds.max(1)),
     };
     Ok(Context::new(client, graph, recorder, settings, metrics, is_leader))
 }

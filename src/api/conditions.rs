@@ -12,6 +12,7 @@ pub mod types {
     pub const JOBS_RUNNING: &str = "JobsRunning";
     pub const DEGRADED: &str = "Degraded";
     pub const SUSPENDED: &str = "Suspended";
+    pub const SCHEMA_APPLIED: &str = "SchemaApplied";
 }
 
 /// The parts of a condition the operator decides; times and generation are filled in on merge.

@@ -17,6 +17,7 @@ pub mod http;
 pub mod model;
 pub mod observer;
 pub mod retry;
+pub mod schema;
 mod sync;
 
 pub use auth::Credential;

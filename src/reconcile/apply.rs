@@ -58,7 +58,10 @@ pub async fn apply(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<
 
 async fn converge(pass: &mut Pass) -> Result<Action, Error> {
     let spec = pass.profile.spec.clone();
-    let mut seen = Observed::default();
+    let mut seen = Observed {
+        schema_check_due: pass.ctx.schemas.check_due(&pass.key(), pass.ctx.settings.schema_drift_interval),
+        ..Default::default()
+    };
     let graph = match observe::connect(pass).await? {
         Ok(g) => g,
         Err(problem) => return finish(pass, &seen, Plan::Blocked { slot: Slot::Credentials, problem }).await,

@@ -12,6 +12,7 @@ use super::clock::{Clock, SystemClock};
 use super::coordination::Coordination;
 use super::credentials::WorkloadIdentityConfig;
 use super::reason::Reason;
+use super::schema_cache::SchemaCache;
 use crate::api::CloudSyncProfile;
 use crate::graph::GraphClient;
 use crate::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct Settings {
     /// Reconciles of one tenant that may talk to Graph at once.
     pub per_tenant_concurrency: usize,
     pub workload_identity: WorkloadIdentityConfig,
+    /// How often a managed schema is read to find changes made outside the operator.
+    pub schema_drift_interval: Duration,
 }
 
 impl Default for Settings {
@@ -35,6 +38,7 @@ impl Default for Settings {
             user_action_retry: Duration::from_secs(600),
             per_tenant_concurrency: 2,
             workload_identity: WorkloadIdentityConfig::default(),
+            schema_drift_interval: Duration::from_secs(1800),
         }
     }
 }
@@ -52,6 +56,7 @@ pub struct Context {
     /// False on a replica that is not the leader: it reconciles nothing.
     pub is_leader: IsLeader,
     pub coordination: Coordination,
+    pub schemas: SchemaCache,
 }
 
 impl Context {
@@ -64,7 +69,17 @@ impl Context {
         is_leader: IsLeader,
     ) -> Self {
         let coordination = Coordination::new(settings.per_tenant_concurrency);
-        Self { kube, graph, recorder, settings, metrics, clock: Arc::new(SystemClock), is_leader, coordination }
+        Self {
+            kube,
+            graph,
+            recorder,
+            settings,
+            metrics,
+            clock: Arc::new(SystemClock),
+            is_leader,
+            coordination,
+            schemas: SchemaCache::default(),
+        }
     }
 
     /// A context for tests: default settings, always the leader, the given clock.

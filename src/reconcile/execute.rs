@@ -156,9 +156,13 @@ async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
         Step::Start { job, .. } => g.start_job(sp, job).await.map(|()| Done::Nothing),
         Step::Pause { job, .. } => g.pause_job(sp, job).await.map(|()| Done::Nothing),
         Step::Restart { job, scope, .. } => g.restart_job(sp, job, scope).await.map(|()| Done::Nothing),
+        Step::PutSchema { job, schema, .. } => g.put_job_schema(sp, job, schema).await.map(|()| Done::Nothing),
         Step::DeleteApplication { id } => gone(g.delete_application(id).await),
         Step::DeleteServicePrincipal { id } => gone(g.delete_service_principal(id).await),
-        Step::Adopt { .. } | Step::ForgetServicePrincipal { .. } | Step::ConfirmRestart { .. } => Ok(Done::Nothing),
+        Step::Adopt { .. }
+        | Step::ForgetServicePrincipal { .. }
+        | Step::ConfirmRestart { .. }
+        | Step::RecordSchema { .. } => Ok(Done::Nothing),
     }
 }
 

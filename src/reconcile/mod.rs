@@ -17,6 +17,8 @@ mod props;
 pub mod reason;
 #[cfg(test)]
 mod rules;
+pub mod schema;
+mod schema_cache;
 pub mod status;
 pub mod step;
 mod writer;

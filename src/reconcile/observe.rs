@@ -5,10 +5,14 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use std::collections::BTreeMap;
+
 use super::credentials;
 use super::pass::Pass;
 use super::reason::Problem;
+use super::schema::Parsed;
 use crate::graph::model::{Organization, ServicePrincipal, SynchronizationJob};
+use crate::graph::schema::ParsedExpression;
 use crate::graph::{GraphError, Tenant};
 
 /// What this pass knows of Graph. Starts empty; reads and step outcomes fill it in.
@@ -27,6 +31,14 @@ pub struct Observed {
     pub refreshed: bool,
     /// Another profile of this process holds this configuration.
     pub claimed_by: Option<String>,
+    /// The provisioning job's schema as Graph holds it, read in this pass.
+    pub schema: Option<serde_json::Value>,
+    /// The provisioning template's default schema.
+    pub template_schema: Option<serde_json::Value>,
+    /// `parseExpression` verdicts by expression text.
+    pub parsed: BTreeMap<String, Parsed>,
+    /// The drift check is due: the schema is read even though the profile did not change.
+    pub schema_check_due: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +77,22 @@ pub enum Read {
         eventual: bool,
         confirm: bool,
     },
+    /// The schema of this job.
+    Schema {
+        service_principal: String,
+        job: String,
+    },
+    /// The default schema of a template (from the process's cache when it has it).
+    TemplateSchema {
+        service_principal: String,
+        template: String,
+    },
+    /// `parseExpression` for each expression (from the cache when known), on this job's schema.
+    Parse {
+        service_principal: String,
+        job: String,
+        expressions: Vec<String>,
+    },
 }
 
 /// Resolves the credentials and gets a token. `Ok(Err(problem))`: the user must fix something.
@@ -101,8 +129,49 @@ pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observ
             seen.jobs = Some(jobs(graph, &service_principal, eventual, confirm).await?);
             seen.jobs_stale = false;
         }
+        Read::Schema { service_principal, job } => {
+            seen.schema = Some(graph.job_schema(&service_principal, &job).await?);
+            pass.ctx.schemas.checked(&pass.key());
+        }
+        Read::TemplateSchema { service_principal, template } => {
+            let cache = &pass.ctx.schemas;
+            let schema = match cache.template(&service_principal, &template) {
+                Some(s) => s,
+                None => {
+                    let s = graph.template_schema(&service_principal, &template).await?;
+                    cache.keep_template(&service_principal, &template, &s);
+                    s
+                }
+            };
+            seen.template_schema = Some(schema);
+        }
+        Read::Parse { service_principal, job, expressions } => {
+            for e in expressions {
+                let verdict = match pass.ctx.schemas.parsed(&e) {
+                    Some(v) => v,
+                    None => {
+                        let v = verdict(graph.parse_expression(&service_principal, &job, &e).await?);
+                        pass.ctx.schemas.keep_parsed(&e, &v);
+                        v
+                    }
+                };
+                seen.parsed.insert(e, verdict);
+            }
+        }
     }
     Ok(())
+}
+
+/// A parse that succeeded without a tree is no usable source either.
+fn verdict(p: ParsedExpression) -> Parsed {
+    match (p.parsing_succeeded, p.parsed_expression) {
+        (true, Some(tree)) if !tree.is_null() => Parsed::Source(tree),
+        _ => Parsed::Invalid(
+            p.error
+                .and_then(|e| e.message.or(e.code))
+                .unwrap_or_else(|| "parseExpression gave no parsed expression".to_string()),
+        ),
+    }
 }
 
 async fn jobs(graph: &Tenant, sp: &str, eventual: bool, confirm: bool) -> Result<Jobs, GraphError> {

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::observe::{Jobs, Observed, Read};
 use super::reason::Problem;
-use super::step::{Step, describe_sp};
-use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobStatus, PendingInstantiate};
+use super::schema;
+use super::step::{RestartPurpose, Step, describe_sp};
+use crate::api::{CloudSyncProfileSpec, CloudSyncProfileStatus, JobStatus, PendingInstantiate, ScopeRestart};
 use crate::graph::model::{
     KeyValue, PASSWORD_HASH_TEMPLATE, PROVISIONING_TEMPLATE, ServicePrincipal, StatusCode, SynchronizationJob,
 };
@@ -27,6 +28,7 @@ pub enum Slot {
     Credentials,
     ServicePrincipal,
     Jobs,
+    Schema,
 }
 
 /// What happens next in a pass.
@@ -97,7 +99,7 @@ fn next(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Obs
         Some(Jobs::Failed(e)) => Plan::blocked(Slot::ServicePrincipal, Problem::graph(e)),
         Some(Jobs::Unlisted) => Plan::blocked(Slot::Jobs, Problem::jobs_unlisted(&describe_sp(sp))),
         Some(Jobs::Gone) => Plan::Wave(vec![Step::ForgetServicePrincipal { id: sp.id.clone() }]),
-        Some(Jobs::Listed(listed)) => jobs(spec, status, listed, seen.jobs_stale, now),
+        Some(Jobs::Listed(listed)) => jobs(spec, status, listed, seen, now),
     }
 }
 
@@ -155,10 +157,10 @@ fn jobs(
     spec: &CloudSyncProfileSpec,
     status: &CloudSyncProfileStatus,
     listed: &[SynchronizationJob],
-    stale: bool,
+    seen: &Observed,
     now: Timestamp,
 ) -> Plan {
-    if let (true, Some(sp)) = (stale, &status.service_principal) {
+    if let (true, Some(sp)) = (seen.jobs_stale, &status.service_principal) {
         return Plan::Read(Read::Jobs {
             service_principal: sp.id.clone(),
             eventual: eventual(status, now),
@@ -176,10 +178,78 @@ fn jobs(
     if status.secrets_hash.as_deref() != Some(hash.as_str()) {
         wave.push(Step::PutSecrets { secrets, hash });
     }
+    if wave.is_empty()
+        && let Some(p) = plan_schema(spec, status, seen, &job_plan.current)
+    {
+        return p;
+    }
     if wave.is_empty() {
         wave = plan_runs(spec, &job_plan.current, status, now);
     }
     if wave.is_empty() { Plan::Converged { jobs_pending: !job_plan.waiting.is_empty() } } else { Plan::Wave(wave) }
+}
+
+/// The provisioning job's schema, once its job exists and before any start: read what Graph
+/// holds (only when the profile changed or the drift check is due), then the template default and
+/// the expressions' parses, and write it only when it differs. `None`: nothing to do.
+fn plan_schema(
+    spec: &CloudSyncProfileSpec,
+    status: &CloudSyncProfileStatus,
+    seen: &Observed,
+    current: &BTreeMap<&'static str, SynchronizationJob>,
+) -> Option<Plan> {
+    if !schema::managed(spec, status) {
+        return None;
+    }
+    let (sp, job) = (status.service_principal.as_ref()?, current.get(PROVISIONING_TEMPLATE)?);
+    let inputs = schema::inputs_hash(spec);
+    let steady = status.schema_hash.is_some() && status.schema_inputs_hash.as_deref() == Some(inputs.as_str());
+    if steady && !seen.schema_check_due {
+        return None;
+    }
+    let (service_principal, job_id) = (sp.id.clone(), job.id.clone());
+    let Some(held) = &seen.schema else {
+        return Some(Plan::Read(Read::Schema { service_principal, job: job_id }));
+    };
+    let held_hash = schema::hash(held);
+    if steady && status.schema_hash.as_deref() == Some(held_hash.as_str()) {
+        return None;
+    }
+    let Some(default) = &seen.template_schema else {
+        return Some(Plan::Read(Read::TemplateSchema { service_principal, template: PROVISIONING_TEMPLATE.into() }));
+    };
+    let unparsed: Vec<String> =
+        schema::expressions(spec).into_iter().filter(|e| !seen.parsed.contains_key(e)).collect();
+    if !unparsed.is_empty() {
+        return Some(Plan::Read(Read::Parse { service_principal, job: job_id, expressions: unparsed }));
+    }
+    let desired = match schema::desired(default, held, spec, &seen.parsed) {
+        Ok(d) => d,
+        Err(problem) => return Some(Plan::blocked(Slot::Schema, problem)),
+    };
+    let hash = schema::hash(&desired);
+    if hash == held_hash {
+        let recorded = status.schema_hash.as_deref() == Some(hash.as_str())
+            && status.schema_inputs_hash.as_deref() == Some(inputs.as_str());
+        return (!recorded).then(|| Plan::Wave(vec![Step::RecordSchema { hash, inputs }]));
+    }
+    // The profile did not change, so Graph's copy did: someone edited it outside the operator.
+    let drift = steady.then(|| schema::differences(held, &desired));
+    let scope_changed = schema::scope_of(held) != schema::scope_of(&desired);
+    let scope_restart = (scope_changed && job.last_run_began().is_some()).then(|| ScopeRestart {
+        request_id: format!("scope-{}", hash.trim_start_matches("sha256:").get(..12).unwrap_or_default()),
+        reset_scope: schema::SCOPE_RESET.into(),
+        reason: "the scope changed; a cleared watermark makes the next cycle a full import, so objects now in scope are picked up".into(),
+        sent: None,
+    });
+    Some(Plan::Wave(vec![Step::PutSchema {
+        job: job_id,
+        schema: Box::new(desired),
+        hash,
+        inputs,
+        drift,
+        scope_restart,
+    }]))
 }
 
 /// Why deleting a profile leaves Graph as it is.
@@ -416,6 +486,18 @@ pub fn desired_secrets(spec: &CloudSyncProfileSpec) -> (Vec<KeyValue>, String) {
     if spec.password_hash_sync() {
         secrets.push(json_secret("AppKey", &json!({"appKeyScenario": PASSWORD_HASH_TEMPLATE})));
     }
+    // Always sent: the PUT replaces the whole set, so leaving it out would silently remove
+    // deletion protection and e-mails. An empty value is refused (InvalidNotificationSettings).
+    let email = spec.notifications.as_ref().map(|n| n.email.as_str());
+    secrets.push(json_secret(
+        "SyncNotificationSettings",
+        &json!({
+            "Enabled": email.is_some(),
+            "Recipients": email.unwrap_or_default(),
+            "DeleteThresholdEnabled": spec.deletes_protected(),
+            "DeleteThresholdValue": spec.delete_threshold(),
+        }),
+    ));
     let mut h = Sha256::new();
     for s in &secrets {
         // Length-prefixed so that no two different sets hash alike.
@@ -459,11 +541,22 @@ pub fn plan_runs(
             }
             continue;
         }
+        // The restart a change of scope left owed comes first; the user's follows on a later pass.
+        if let Some(r) = status.scope_restart.as_ref().filter(|_| template == PROVISIONING_TEMPLATE) {
+            let owed = Owed { request_id: &r.request_id, scope: &r.reset_scope, sent: r.sent.as_deref() };
+            steps.push(restart(template, job, owed, RestartPurpose::Scope));
+            continue;
+        }
         if let Some(r) = &spec.restart
             && recorded.and_then(|j| j.last_restart_request_id.as_deref()) != Some(r.request_id.as_str())
         {
+            let sent = recorded
+                .and_then(|j| j.pending_restart.as_ref())
+                .filter(|p| p.request_id == r.request_id)
+                .map(|p| p.since.as_str());
+            let owed = Owed { request_id: &r.request_id, scope: r.effective_reset_scope(), sent };
             // Restart also starts the job, so it replaces a start.
-            steps.push(restart(template, job, recorded, r));
+            steps.push(restart(template, job, owed, RestartPurpose::Request));
             continue;
         }
         if should_start(job, recorded, now) {
@@ -478,29 +571,26 @@ pub fn plan_runs(
 /// run that began just before the request could be taken for its effect, and the restart be lost.
 pub const RESTART_EVIDENCE_MARGIN: Duration = Duration::from_secs(60);
 
+/// A restart the job is owed; `sent`: when it was sent, if it was and is not confirmed.
+struct Owed<'a> {
+    request_id: &'a str,
+    scope: &'a str,
+    sent: Option<&'a str>,
+}
+
 /// A restart for the request, or, when one was sent but not confirmed and the job has run well
 /// after it, its confirmation. Without that evidence it is sent again: a repeated restart is
 /// harmless, a lost one is not.
-fn restart(
-    template: &'static str,
-    job: &SynchronizationJob,
-    recorded: Option<&JobStatus>,
-    request: &crate::api::RestartRequest,
-) -> Step {
-    let sent = recorded.and_then(|j| j.pending_restart.as_ref()).filter(|p| p.request_id == request.request_id);
-    let since = sent.and_then(|p| p.since.parse::<Timestamp>().ok());
+fn restart(template: &'static str, job: &SynchronizationJob, owed: Owed, purpose: RestartPurpose) -> Step {
+    let since = owed.sent.and_then(|s| s.parse::<Timestamp>().ok());
     let margin = jiff::SignedDuration::try_from(RESTART_EVIDENCE_MARGIN).unwrap_or_default();
+    let request_id = owed.request_id.to_string();
     if let (Some(since), Some(began)) = (since, job.last_run_began())
         && began >= since.saturating_add(margin).unwrap_or(since)
     {
-        return Step::ConfirmRestart { template, request_id: request.request_id.clone() };
+        return Step::ConfirmRestart { template, request_id, purpose };
     }
-    Step::Restart {
-        template,
-        job: job.id.clone(),
-        scope: request.effective_reset_scope().to_string(),
-        request_id: request.request_id.clone(),
-    }
+    Step::Restart { template, job: job.id.clone(), scope: owed.scope.to_string(), request_id, purpose }
 }
 
 fn should_start(job: &SynchronizationJob, recorded: Option<&JobStatus>, now: Timestamp) -> bool {
@@ -678,9 +768,23 @@ mod tests {
         assert_ne!(desired_secrets(&other).1, hash);
         other.domain = "contoso.com".into();
         other.password_hash_sync = Some(false);
-        let (only_domain, h2) = desired_secrets(&other);
-        assert_eq!(only_domain.len(), 1);
+        let (no_app_key, h2) = desired_secrets(&other);
+        let keys: Vec<&str> = no_app_key.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["Domain", "SyncNotificationSettings"]);
         assert_ne!(h2, hash);
+        // Always the full notification settings, with the service's defaults.
+        assert_eq!(
+            secrets[2].value,
+            r#"{"DeleteThresholdEnabled":true,"DeleteThresholdValue":500,"Enabled":false,"Recipients":""}"#
+        );
+        other.accidental_deletes = Some(crate::api::AccidentalDeletes { enabled: None, threshold: Some(50) });
+        other.notifications = Some(crate::api::Notifications { email: "ops@contoso.com".into() });
+        let (s3, h3) = desired_secrets(&other);
+        assert_eq!(
+            s3[1].value,
+            r#"{"DeleteThresholdEnabled":true,"DeleteThresholdValue":50,"Enabled":true,"Recipients":"ops@contoso.com"}"#
+        );
+        assert_ne!(h3, h2);
     }
 
     /// (template, step name) of each run step.
@@ -787,13 +891,15 @@ mod tests {
                     template: PASSWORD_HASH_TEMPLATE,
                     job: "h".into(),
                     scope: "Full".into(),
-                    request_id: "r1".into()
+                    request_id: "r1".into(),
+                    purpose: RestartPurpose::Request
                 },
                 Step::Restart {
                     template: PROVISIONING_TEMPLATE,
                     job: "p".into(),
                     scope: "Full".into(),
-                    request_id: "r1".into()
+                    request_id: "r1".into(),
+                    purpose: RestartPurpose::Request
                 }
             ]
         );

@@ -194,6 +194,10 @@ fn observed() -> impl Strategy<Value = Observed> {
             jobs,
             jobs_stale: stale,
             refreshed,
+            schema: None,
+            template_schema: None,
+            parsed: Default::default(),
+            schema_check_due: false,
             claimed_by: claimed.then(|| "ns/other".to_string()),
         })
 }
@@ -336,7 +340,14 @@ fn the_strategies_reach_every_guarded_step() {
     for want in [
         Step::Instantiate { display_name: String::new() }.name(),
         Step::Start { template: "", job: String::new(), series: None }.name(),
-        Step::Restart { template: "", job: String::new(), scope: String::new(), request_id: String::new() }.name(),
+        Step::Restart {
+            template: "",
+            job: String::new(),
+            scope: String::new(),
+            request_id: String::new(),
+            purpose: crate::reconcile::step::RestartPurpose::Request,
+        }
+        .name(),
         Step::DeleteJob { id: String::new(), template: String::new() }.name(),
         Step::DeleteApplication { id: String::new() }.name(),
     ] {

@@ -9,7 +9,7 @@ use super::observe::{Jobs, Lookup, Observed, Read};
 use super::plan::{self, Plan, Slot};
 use super::reason::Reason;
 use super::status::absorb;
-use super::step::{Done, Next, Step};
+use super::step::{Done, Next, RestartPurpose, Step};
 use crate::api::{
     CloudSyncProfileSpec, CloudSyncProfileStatus, JobStatus, PendingInstantiate, PendingJobCreate, PendingRestart,
     RestartRequest, ServicePrincipalRef,
@@ -117,6 +117,9 @@ fn settled_status() -> CloudSyncProfileStatus {
         }),
         jobs: vec![entry(PROVISIONING_TEMPLATE), entry(PASSWORD_HASH_TEMPLATE)],
         secrets_hash: Some(plan::desired_secrets(&spec()).1),
+        // Written and checked: the schema rules have tests of their own.
+        schema_hash: Some("sha256:settled".into()),
+        schema_inputs_hash: Some(super::schema::inputs_hash(&spec())),
         ..Default::default()
     }
 }
@@ -336,6 +339,7 @@ fn a_requested_restart_is_never_lost() {
         job: format!("{PROVISIONING_TEMPLATE}.j"),
         scope: "Full".into(),
         request_id: "r1".into(),
+        purpose: RestartPurpose::Request,
     };
     let restarts = |status: &CloudSyncProfileStatus, jobs: Vec<SynchronizationJob>| -> Vec<&'static str> {
         let mut status = status.clone();

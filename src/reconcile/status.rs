@@ -7,6 +7,7 @@ use super::observe::{Jobs, Observed};
 use super::plan::{self, Plan, Slot, carry_bookkeeping};
 pub use super::reason::Problem;
 use super::reason::Reason;
+use super::schema;
 use super::step::describe_sp;
 use crate::api::conditions::{Desired, types};
 use crate::api::{
@@ -23,6 +24,8 @@ pub struct Facts {
     pub service_principal: Result<String, Problem>,
     /// A refusal while managing the jobs and secrets that only the user can fix.
     pub jobs: Result<(), Problem>,
+    /// The schema as the profile wants it (the message says what it holds), or why not.
+    pub schema: Result<String, Problem>,
     /// Templates the spec asks for.
     pub desired: Vec<&'static str>,
     /// Templates with more than one job.
@@ -93,7 +96,7 @@ fn running(j: &JobStatus) -> bool {
         && !matches!(code(j), Some(StatusCode::Paused | StatusCode::Quarantine | StatusCode::NotConfigured))
 }
 
-fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
+fn degraded(jobs: &[JobStatus], threshold: i64) -> Option<Problem> {
     let mut quarantined = Vec::new();
     let mut failed = Vec::new();
     for j in jobs {
@@ -112,15 +115,24 @@ fn degraded(jobs: &[JobStatus]) -> Option<Problem> {
         }
     }
     if !quarantined.is_empty() {
-        let too_many_deletes = jobs.iter().any(|j| {
-            code(j) == Some(StatusCode::Quarantine)
-                && j.quarantine.as_ref().and_then(|q| q.reason.as_deref()) == Some("TooManyDeletes")
-        });
-        let advice = if too_many_deletes {
-            "The service holds back deletes above the threshold: check they are intended, then set a new spec.restart.requestId with resetScope ForceDeletes"
-        } else {
-            "Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState"
-        };
+        let held: Vec<&str> = jobs
+            .iter()
+            .filter(|j| {
+                code(j) == Some(StatusCode::Quarantine)
+                    && j.quarantine.as_ref().and_then(|q| q.reason.as_deref()) == Some("TooManyDeletes")
+            })
+            .map(|j| j.template_id.as_str())
+            .collect();
+        if !held.is_empty() {
+            return Some(Problem::new(
+                Reason::DeletesHeld,
+                format!(
+                    "deletes are held: a run of {} wanted to delete {threshold} objects or more (spec.accidentalDeletes.threshold is {threshold}), so the service quarantined it (TooManyDeletes) and deleted nothing. Check the deletes are intended (the provisioning logs show them as stagedDelete), then approve them with a new spec.restart.requestId and resetScope: ForceDeletes; or fix the scope or the directory and restart without ForceDeletes. The operator never approves deletes by itself",
+                    held.join(", ")
+                ),
+            ));
+        }
+        let advice = "Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState";
         return Some(Problem::new(Reason::Quarantined, format!("{}. {advice}", quarantined.join("; "))));
     }
     if !failed.is_empty() {
@@ -142,7 +154,7 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
     let desired_jobs: Vec<&JobStatus> =
         facts.desired.iter().filter_map(|t| jobs.iter().find(|j| j.template_id == *t)).collect();
     let jobs_running = jobs_running(facts, jobs, &desired_jobs, suspended);
-    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>())
+    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>(), spec.delete_threshold())
         .or_else(|| duplicates(&facts.duplicates));
     let ready = ready(facts, suspended, degraded.as_ref(), &jobs_running);
     let suspend = if suspended {
@@ -163,6 +175,7 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         ),
         condition(SERVICE_PRINCIPAL_READY, facts.service_principal.clone(), Reason::Ready),
         condition(JOBS_RUNNING, jobs_running, Reason::Running),
+        schema_condition(&facts.schema),
         match &degraded {
             Some(p) => Desired::new(DEGRADED, true, p.reason.as_str(), p.message.clone()),
             None => Desired::new(DEGRADED, false, Reason::Healthy.as_str(), "no job is quarantined or failing"),
@@ -170,6 +183,18 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
         suspend,
         condition(READY, ready, Reason::Ready),
     ]
+}
+
+fn schema_condition(state: &Result<String, Problem>) -> Desired {
+    match state {
+        Ok(m) if m.is_empty() => Desired::new(
+            types::SCHEMA_APPLIED,
+            true,
+            Reason::NotManaged.as_str(),
+            "the profile sets no scope, attribute mappings or password hash sync: the job's schema is left as it is",
+        ),
+        other => condition(types::SCHEMA_APPLIED, other.clone(), Reason::Applied),
+    }
 }
 
 /// A condition that is True with `fine` and the message, or False with the problem.
@@ -256,12 +281,18 @@ fn ready(
     facts.credentials.clone()?;
     facts.service_principal.clone()?;
     facts.jobs.clone()?;
+    // A schema that is merely not written yet does not hold back Ready; one the user must fix does.
+    if let Err(p) = &facts.schema
+        && p.reason.kind() == super::reason::Kind::NeedsUser
+    {
+        return Err(p.clone());
+    }
     if suspended {
         return Err(Problem::new(Reason::Suspended, "the jobs are paused because spec.suspend is true"));
     }
     // A quarantined job does not run. A failed run or a duplicate job is reported by Degraded but
     // leaves Ready alone: the jobs run, and the service retries by itself.
-    if let Some(p) = degraded.filter(|p| p.reason == Reason::Quarantined) {
+    if let Some(p) = degraded.filter(|p| matches!(p.reason, Reason::Quarantined | Reason::DeletesHeld)) {
         return Err(p.clone());
     }
     jobs_running.clone()
@@ -309,6 +340,31 @@ pub fn absorb(spec: &CloudSyncProfileSpec, status: &mut CloudSyncProfileStatus, 
     }
 }
 
+/// What the schema holds of the profile, or that the profile leaves it alone.
+fn schema_fact(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus) -> Result<String, Problem> {
+    if !schema::managed(spec, status) {
+        return Ok(String::new());
+    }
+    if status.schema_hash.is_none() || status.schema_inputs_hash.as_deref() != Some(schema::inputs_hash(spec).as_str())
+    {
+        return Err(Problem::new(Reason::SchemaPending, "the provisioning job's schema is not written yet"));
+    }
+    let scope = match spec.scope.as_ref() {
+        Some(s) => match (&s.organizational_units, &s.groups) {
+            (Some(ous), _) => format!("{} OUs", ous.len()),
+            (_, Some(groups)) => format!("{} groups", groups.len()),
+            _ => "the whole domain".into(),
+        },
+        None => "the whole domain".into(),
+    };
+    let phs = if spec.password_hash_sync() { ", CredentialData for password hash sync" } else { "" };
+    Ok(format!(
+        "scope: {scope}; {} attribute mappings{phs}; schema {}",
+        spec.attribute_mappings().len(),
+        status.schema_hash.as_deref().unwrap_or_default()
+    ))
+}
+
 /// The facts behind the conditions, from status, the jobs listed, and how the pass ended.
 pub fn facts(
     spec: &CloudSyncProfileSpec,
@@ -325,6 +381,7 @@ pub fn facts(
         credentials: Ok(()),
         service_principal: status.service_principal.as_ref().map(describe_sp).ok_or_else(Problem::creating),
         jobs: Ok(()),
+        schema: schema_fact(spec, status),
         desired: plan::desired_templates(spec),
         duplicates,
         pending_creates: status.pending_job_creates.clone(),
@@ -337,6 +394,7 @@ pub fn facts(
             }
             Slot::ServicePrincipal => f.service_principal = Err(problem.clone()),
             Slot::Jobs => f.jobs = Err(problem.clone()),
+            Slot::Schema => f.schema = Err(problem.clone()),
         }
     }
     f
@@ -354,6 +412,7 @@ mod tests {
             credentials: Ok(()),
             service_principal: Ok("service principal sp-1 (contoso.com)".into()),
             jobs: Ok(()),
+            schema: Ok(String::new()),
             desired: vec![PROVISIONING_TEMPLATE, PASSWORD_HASH_TEMPLATE],
             duplicates: vec![],
             pending_creates: vec![],
@@ -396,7 +455,7 @@ mod tests {
     fn all_running_is_ready() {
         let jobs = [js(PROVISIONING_TEMPLATE, "Active", "Active"), js(PASSWORD_HASH_TEMPLATE, "Active", "NotRun")];
         let c = conditions(&spec(), &facts(), &jobs);
-        assert_eq!(c.len(), 6);
+        assert_eq!(c.len(), 7);
         let ready = get(&c, types::READY);
         assert!(ready.status, "{ready:?}");
         assert_eq!(ready.message, "AD2AADProvisioning Active, AD2AADPasswordHash NotRun");

@@ -9,7 +9,8 @@ use kube::runtime::events::EventType;
 use super::observe::{Jobs, Observed};
 use super::reason::Reason;
 use crate::api::{
-    CloudSyncProfileStatus, JobStatus, PendingInstantiate, PendingJobCreate, PendingRestart, ServicePrincipalRef,
+    CloudSyncProfileStatus, JobStatus, PendingInstantiate, PendingJobCreate, PendingRestart, ScopeRestart,
+    ServicePrincipalRef,
 };
 use crate::graph::GraphError;
 use crate::graph::model::{Instantiated, KeyValue, ServicePrincipal, SynchronizationJob};
@@ -62,11 +63,29 @@ pub enum Step {
         job: String,
         scope: String,
         request_id: String,
+        purpose: RestartPurpose,
     },
     /// The job ran after an unconfirmed restart was sent: it happened.
     ConfirmRestart {
         template: &'static str,
         request_id: String,
+        purpose: RestartPurpose,
+    },
+    /// Replace the provisioning job's schema. `drift`: what differed, when the profile did not
+    /// change (someone edited the schema outside the operator). `scope_restart`: the restart the
+    /// job is owed afterwards, when its scope changed.
+    PutSchema {
+        job: String,
+        schema: Box<serde_json::Value>,
+        hash: String,
+        inputs: String,
+        drift: Option<Vec<String>>,
+        scope_restart: Option<ScopeRestart>,
+    },
+    /// Graph holds the desired schema already: remember that.
+    RecordSchema {
+        hash: String,
+        inputs: String,
     },
     DeleteApplication {
         id: String,
@@ -74,6 +93,13 @@ pub enum Step {
     DeleteServicePrincipal {
         id: String,
     },
+}
+
+/// Why a job is restarted: the user's `spec.restart`, or a change of scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPurpose {
+    Request,
+    Scope,
 }
 
 /// What a successful call returned.
@@ -181,6 +207,8 @@ impl Step {
             Step::Pause { .. } => "PauseJob",
             Step::Restart { .. } => "RestartJob",
             Step::ConfirmRestart { .. } => "ConfirmRestart",
+            Step::PutSchema { .. } => "PutSchema",
+            Step::RecordSchema { .. } => "RecordSchema",
             Step::DeleteApplication { .. } => "DeleteApplication",
             Step::DeleteServicePrincipal { .. } => "DeleteServicePrincipal",
         }
@@ -196,6 +224,7 @@ impl Step {
             | Step::ForgetServicePrincipal { .. }
             | Step::DeleteApplication { .. }
             | Step::DeleteServicePrincipal { .. } => Slot::ServicePrincipal,
+            Step::PutSchema { .. } | Step::RecordSchema { .. } => Slot::Schema,
             _ => Slot::Jobs,
         }
     }
@@ -214,7 +243,13 @@ impl Step {
 
     /// Decided from what was observed; nothing is sent to Graph.
     pub fn status_only(&self) -> bool {
-        matches!(self, Step::Adopt { .. } | Step::ForgetServicePrincipal { .. } | Step::ConfirmRestart { .. })
+        matches!(
+            self,
+            Step::Adopt { .. }
+                | Step::ForgetServicePrincipal { .. }
+                | Step::ConfirmRestart { .. }
+                | Step::RecordSchema { .. }
+        )
     }
 
     /// Changes a job's state in a way only a new list shows (a created or deleted job is
@@ -244,9 +279,14 @@ impl Step {
                     }
                 }
             }
-            Step::Restart { template, request_id, .. } => {
+            Step::Restart { template, request_id, purpose: RestartPurpose::Request, .. } => {
                 if let Some(j) = job_entry(status, template) {
                     j.pending_restart = Some(PendingRestart { request_id: request_id.clone(), since: now.to_string() });
+                }
+            }
+            Step::Restart { purpose: RestartPurpose::Scope, .. } => {
+                if let Some(r) = status.scope_restart.as_mut() {
+                    r.sent = Some(now.to_string());
                 }
             }
             Step::Pause { template, .. } => {
@@ -263,6 +303,9 @@ impl Step {
         match self {
             Step::Instantiate { .. } => status.pending_instantiate.clone_from(&prior.pending_instantiate),
             Step::CreateJob { template, .. } => status.pending_job_creates.retain(|p| p.template_id != *template),
+            Step::Restart { purpose: RestartPurpose::Scope, .. } => {
+                status.scope_restart.clone_from(&prior.scope_restart)
+            }
             Step::Start { template, .. } | Step::Restart { template, .. } => {
                 let before = prior.jobs.iter().find(|j| j.template_id == *template);
                 if let (Some(j), Some(b)) = (job_entry(status, template), before) {
@@ -337,6 +380,44 @@ impl Step {
                 self.record_run(status)
             }
             Step::DeleteApplication { .. } | Step::DeleteServicePrincipal { .. } => self.record_cleanup(done, status),
+            Step::PutSchema { .. } | Step::RecordSchema { .. } => self.record_schema(status, seen),
+        }
+    }
+
+    /// The schema written (or found as wanted); a change of scope leaves a restart owed.
+    fn record_schema(&self, status: &mut CloudSyncProfileStatus, seen: &mut Observed) -> Option<Notice> {
+        match self {
+            Step::PutSchema { job, schema, hash, inputs, drift, scope_restart } => {
+                status.schema_hash = Some(hash.clone());
+                status.schema_inputs_hash = Some(inputs.clone());
+                if scope_restart.is_some() {
+                    status.scope_restart.clone_from(scope_restart);
+                }
+                seen.schema = Some((**schema).clone());
+                let restart = scope_restart
+                    .as_ref()
+                    .map(|r| format!("; the job is restarted with reset scope {}: {}", r.reset_scope, r.reason))
+                    .unwrap_or_default();
+                match drift {
+                    Some(d) => warning(
+                        Reason::SchemaDriftCorrected,
+                        "PutSchema",
+                        format!(
+                            "the schema of job {job} was changed outside the operator ({}); put back the profile's{restart}",
+                            d.join("; ")
+                        ),
+                    ),
+                    None => {
+                        normal(Reason::SchemaUpdated, "PutSchema", format!("wrote the schema of job {job}{restart}"))
+                    }
+                }
+            }
+            Step::RecordSchema { hash, inputs } => {
+                status.schema_hash = Some(hash.clone());
+                status.schema_inputs_hash = Some(inputs.clone());
+                None
+            }
+            _ => None,
         }
     }
 
@@ -479,7 +560,7 @@ impl Step {
             Step::Pause { template, job } => {
                 normal(Reason::JobPaused, format!("Pause{template}"), format!("paused job {job}: spec.suspend is true"))
             }
-            Step::Restart { template, job, scope, request_id } => {
+            Step::Restart { template, job, scope, request_id, purpose: RestartPurpose::Request } => {
                 restart_done(status, template, request_id);
                 normal(
                     Reason::JobRestarted,
@@ -487,7 +568,23 @@ impl Step {
                     format!("restarted job {job} with reset scope {scope:?} for request {request_id}"),
                 )
             }
-            Step::ConfirmRestart { template, request_id } => {
+            Step::Restart { template, job, scope, purpose: RestartPurpose::Scope, .. } => {
+                let why = status.scope_restart.take().map(|r| r.reason).unwrap_or_default();
+                normal(
+                    Reason::ScopeRestarted,
+                    format!("ScopeRestart{template}"),
+                    format!("restarted job {job} with reset scope {scope:?}: {why}"),
+                )
+            }
+            Step::ConfirmRestart { template, request_id, purpose: RestartPurpose::Scope } => {
+                status.scope_restart = None;
+                normal(
+                    Reason::RestartConfirmed,
+                    format!("ScopeRestart{template}"),
+                    format!("the {template} job ran after the scope restart {request_id} was sent: it was carried out"),
+                )
+            }
+            Step::ConfirmRestart { template, request_id, purpose: RestartPurpose::Request } => {
                 restart_done(status, template, request_id);
                 normal(
                     Reason::RestartConfirmed,

@@ -27,6 +27,7 @@ mod operator;
 mod outage;
 mod rbac_e2e;
 mod safety;
+mod schema;
 #[cfg(feature = "sim")]
 mod sim_cli;
 mod testenv;

@@ -1,0 +1,109 @@
+//! What the operator remembers about schemas between passes, in memory: the templates' default
+//! schemas, `parseExpression` verdicts by expression text, and when each profile's schema was
+//! last read. Losing it (a restart) costs one read per profile and one parse per expression;
+//! keeping it is what lets a steady profile make no schema calls between drift checks.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::schema::Parsed;
+
+/// A template's default changes with service releases, not between passes.
+const TEMPLATE_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// Bounds the verdicts kept; beyond it the oldest half is dropped (the parse is cheap to redo).
+const MAX_PARSED: usize = 10_000;
+
+#[derive(Default)]
+pub struct SchemaCache {
+    templates: Mutex<HashMap<(String, String), (Instant, Value)>>,
+    parsed: Mutex<HashMap<String, (Instant, Parsed)>>,
+    checked: Mutex<HashMap<String, Instant>>,
+}
+
+impl SchemaCache {
+    /// The default schema of `template` on service principal `sp`, if read recently.
+    pub fn template(&self, sp: &str, template: &str) -> Option<Value> {
+        let map = self.templates.lock().ok()?;
+        let (at, v) = map.get(&(sp.to_string(), template.to_string()))?;
+        (at.elapsed() < TEMPLATE_TTL).then(|| v.clone())
+    }
+
+    pub fn keep_template(&self, sp: &str, template: &str, schema: &Value) {
+        if let Ok(mut map) = self.templates.lock() {
+            map.retain(|_, (at, _)| at.elapsed() < TEMPLATE_TTL);
+            map.insert((sp.to_string(), template.to_string()), (Instant::now(), schema.clone()));
+        }
+    }
+
+    pub fn parsed(&self, expression: &str) -> Option<Parsed> {
+        self.parsed.lock().ok()?.get(expression).map(|(_, p)| p.clone())
+    }
+
+    pub fn keep_parsed(&self, expression: &str, parsed: &Parsed) {
+        if let Ok(mut map) = self.parsed.lock() {
+            if map.len() >= MAX_PARSED {
+                let mut ages: Vec<Instant> = map.values().map(|(at, _)| *at).collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                map.retain(|_, (at, _)| *at > cut);
+            }
+            map.insert(expression.to_string(), (Instant::now(), parsed.clone()));
+        }
+    }
+
+    /// Whether the profile's schema is due for a drift check (never read by this process, or
+    /// read more than `interval` ago).
+    pub fn check_due(&self, profile: &str, interval: Duration) -> bool {
+        self.checked.lock().ok().and_then(|m| m.get(profile).map(|at| at.elapsed() >= interval)).unwrap_or(true)
+    }
+
+    pub fn checked(&self, profile: &str) {
+        if let Ok(mut map) = self.checked.lock() {
+            map.insert(profile.to_string(), Instant::now());
+        }
+    }
+
+    pub fn forget(&self, profile: &str) {
+        if let Ok(mut map) = self.checked.lock() {
+            map.remove(profile);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn remembers_templates_verdicts_and_checks() {
+        let c = SchemaCache::default();
+        assert!(c.template("sp", "T").is_none());
+        c.keep_template("sp", "T", &json!({"a": 1}));
+        assert_eq!(c.template("sp", "T"), Some(json!({"a": 1})));
+        assert!(c.template("other", "T").is_none());
+        c.keep_parsed("[x]", &Parsed::Invalid("no".into()));
+        assert_eq!(c.parsed("[x]"), Some(Parsed::Invalid("no".into())));
+        assert!(c.check_due("ns/p", Duration::from_secs(60)));
+        c.checked("ns/p");
+        assert!(!c.check_due("ns/p", Duration::from_secs(60)));
+        assert!(c.check_due("ns/p", Duration::ZERO));
+        c.forget("ns/p");
+        assert!(c.check_due("ns/p", Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn the_verdicts_stay_bounded() {
+        let c = SchemaCache::default();
+        for i in 0..(MAX_PARSED + 10) {
+            c.keep_parsed(&format!("[a{i}]"), &Parsed::Source(json!(null)));
+        }
+        let n = c.parsed.lock().map(|m| m.len()).unwrap_or(0);
+        assert!(n <= MAX_PARSED, "{n}");
+        assert!(c.parsed(&format!("[a{}]", MAX_PARSED + 9)).is_some(), "the newest is kept");
+    }
+}
