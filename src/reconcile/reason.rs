@@ -46,14 +46,15 @@ reasons! {
     NeedsUser: SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
         WorkloadIdentityUnavailable, CredentialsRejected, GraphUnauthorized, GraphForbidden,
         GraphRequestRejected, AmbiguousServicePrincipal, ConfigurationClaimed, CleanupBlocked, UnreadableSpec,
-        Quarantined, ExecutionFailed, DuplicateJobs;
+        Quarantined, ExecutionFailed, DuplicateJobs, InvalidExpression, DeletesHeld;
     Progress: Creating, WaitingForCredentials, InstantiatePending, JobsMissing, NotRunning,
-        NoServicePrincipal, Suspended, Retrying;
-    Fine: Ready, Authenticated, Running, Healthy, SuspendRequested, NotSuspended;
+        NoServicePrincipal, Suspended, Retrying, SchemaPending;
+    Fine: Ready, Authenticated, Running, Healthy, SuspendRequested, NotSuspended, Applied, NotManaged;
     Activity: TenantSyncEnabled, TenantSyncFlagUnconfirmed, ServicePrincipalCreated,
         InstantiateUncertain, ServicePrincipalFound, ServicePrincipalAdopted, ServicePrincipalGone,
         JobCreated, JobDeleted, SecretsUpdated, JobStarted, JobPaused, JobRestarted, RestartConfirmed,
-        Orphaned, AdoptedLeftInPlace, ApplicationDeleted, ServicePrincipalDeleted, Deleted;
+        Orphaned, AdoptedLeftInPlace, ApplicationDeleted, ServicePrincipalDeleted, Deleted, SchemaUpdated,
+        SchemaDriftCorrected, ScopeRestarted;
 }
 
 impl std::fmt::Display for Reason {
