@@ -79,7 +79,7 @@ async fn valid_profiles_round_trip_unchanged() {
     let client = client().await;
     let ns = namespace(&client, "roundtrip").await;
     let api: Api<CloudSyncProfile> = Api::namespaced(client, &ns);
-    for manifest in [full_profile("full"), minimal_profile("minimal")] {
+    for manifest in [full_profile("full"), minimal_profile("minimal"), scoped_profile("scoped")] {
         let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
         apply(&api, &name, &manifest).await.unwrap_or_else(|e| panic!("{name} rejected: {e}"));
         let stored = api.get(&name).await.unwrap();
@@ -191,9 +191,19 @@ async fn invalid_manifests_are_rejected_with_a_message_naming_the_field() {
     ];
     assert!(cases.len() >= 12);
 
+    assert_rejected(&api, "bad", minimal_profile, cases).await;
+}
+
+/// (what is wrong, JSON pointer into spec, new value (None removes it), field named in the
+/// message, text the message must contain)
+type Case<'a> = (&'a str, &'a str, Option<Value>, &'a str, &'a str);
+
+/// Applies `base` with each case's change and checks that the apiserver refuses it with a message
+/// naming the field, and that nothing was stored.
+async fn assert_rejected(api: &Api<CloudSyncProfile>, prefix: &str, base: fn(&str) -> Value, cases: Vec<Case<'_>>) {
     for (i, (what, pointer, value, field, text)) in cases.into_iter().enumerate() {
-        let name = format!("bad-{i}");
-        let mut manifest = minimal_profile(&name);
+        let name = format!("{prefix}-{i}");
+        let mut manifest = base(&name);
         let spec = manifest.get_mut("spec").unwrap();
         let (parent, key) = pointer.rsplit_once('/').unwrap();
         let target = if parent.is_empty() { spec } else { spec.pointer_mut(parent).unwrap() };
@@ -205,12 +215,160 @@ async fn invalid_manifests_are_rejected_with_a_message_naming_the_field() {
                 target.as_object_mut().unwrap().remove(key);
             }
         }
-        let err = apply(&api, &name, &manifest).await.expect_err(&format!("{what}: accepted, should be rejected"));
+        let err = apply(api, &name, &manifest).await.expect_err(&format!("{what}: accepted, should be rejected"));
         let message = api_message(err);
         assert!(message.contains(field), "{what}: message does not name {field}: {message}");
         assert!(message.contains(text), "{what}: message lacks {text:?}: {message}");
     }
     assert!(api.list(&Default::default()).await.unwrap().items.is_empty(), "nothing invalid was stored");
+}
+
+/// A profile that sets scope, attribute mappings (one of each source), deletion protection and
+/// notifications.
+fn scoped_profile(name: &str) -> Value {
+    let mut manifest = minimal_profile(name);
+    let spec = manifest["spec"].as_object_mut().unwrap();
+    spec.insert(
+        "scope".into(),
+        json!({"organizationalUnits": ["OU=Sales,DC=contoso,DC=com", "OU=Smith\\, J,OU=People,DC=contoso,DC=com"]}),
+    );
+    spec.insert(
+        "attributeMappings".into(),
+        json!([
+            {"object": "user", "target": "physicalDeliveryOfficeName", "attribute": "l"},
+            {"object": "user", "target": "companyName", "constant": "Contoso", "flow": "ObjectAddOnly"},
+            {"object": "inetOrgPerson", "target": "displayName", "expression": "Join(\" \", [givenName], [sn])", "flow": "Always"},
+            {"object": "group", "target": "description", "attribute": "info"}
+        ]),
+    );
+    spec.insert("accidentalDeletes".into(), json!({"enabled": true, "threshold": 50}));
+    spec.insert("notifications".into(), json!({"email": "identity-ops@contoso.com"}));
+    manifest
+}
+
+#[tokio::test]
+async fn scope_mappings_and_deletion_protection_are_checked_at_admission() {
+    let client = client().await;
+    let ns = namespace(&client, "scoped").await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client, &ns);
+
+    let ous = |n: usize| json!({"organizationalUnits": (0..n).map(|i| format!("OU=Site{i},DC=contoso,DC=com")).collect::<Vec<_>>()});
+    let groups = |n: usize| json!({"groups": (0..n).map(|i| format!("CN=Pilot{i},OU=Groups,DC=contoso,DC=com")).collect::<Vec<_>>()});
+    let one_of_scope = "set exactly one of organizationalUnits or groups";
+    let one_source = "set exactly one of attribute, constant or expression";
+    let cases: Vec<Case> = vec![
+        (
+            "scope with both OUs and groups",
+            "/scope",
+            Some(
+                json!({"organizationalUnits": ["OU=Sales,DC=contoso,DC=com"], "groups": ["CN=Pilot,DC=contoso,DC=com"]}),
+            ),
+            "spec.scope",
+            one_of_scope,
+        ),
+        ("scope with neither", "/scope", Some(json!({})), "spec.scope", one_of_scope),
+        ("no OU", "/scope", Some(ous(0)), "spec.scope.organizationalUnits", "at least 1 items"),
+        ("60 OUs", "/scope", Some(ous(60)), "spec.scope.organizationalUnits", "at most 59 items"),
+        ("no group", "/scope", Some(groups(0)), "spec.scope.groups", "at least 1 items"),
+        ("60 groups", "/scope", Some(groups(60)), "spec.scope.groups", "at most 59 items"),
+        (
+            "OU not a distinguished name",
+            "/scope",
+            Some(json!({"organizationalUnits": ["OU=Sales,DC=contoso,DC=com", "Sales"]})),
+            "spec.scope.organizationalUnits",
+            "must be a distinguished name",
+        ),
+        (
+            "group not a distinguished name",
+            "/scope",
+            Some(json!({"groups": ["Pilot"]})),
+            "spec.scope.groups",
+            "must be a distinguished name",
+        ),
+        (
+            "mapping without a source",
+            "/attributeMappings",
+            Some(json!([{"object": "user", "target": "department"}])),
+            "spec.attributeMappings[0]",
+            one_source,
+        ),
+        (
+            "mapping with two sources",
+            "/attributeMappings",
+            Some(
+                json!([{"object": "user", "target": "department", "attribute": "department", "expression": "[department]"}]),
+            ),
+            "spec.attributeMappings[0]",
+            one_source,
+        ),
+        (
+            "unknown object type",
+            "/attributeMappings",
+            Some(json!([{"object": "computer", "target": "department", "attribute": "department"}])),
+            "spec.attributeMappings[0].object",
+            "supported values",
+        ),
+        (
+            "unknown flow",
+            "/attributeMappings",
+            Some(json!([{"object": "user", "target": "department", "attribute": "department", "flow": "Sometimes"}])),
+            "spec.attributeMappings[0].flow",
+            "supported values",
+        ),
+        (
+            "threshold 0",
+            "/accidentalDeletes",
+            Some(json!({"threshold": 0})),
+            "spec.accidentalDeletes.threshold",
+            "must be at least 1",
+        ),
+        (
+            "e-mail without a domain",
+            "/notifications",
+            Some(json!({"email": "identity-ops"})),
+            "spec.notifications.email",
+            "one e-mail address",
+        ),
+        (
+            "two e-mail addresses",
+            "/notifications",
+            Some(json!({"email": "a@contoso.com, b@contoso.com"})),
+            "spec.notifications.email",
+            "one e-mail address",
+        ),
+    ];
+    assert_rejected(&api, "bad", minimal_profile, cases).await;
+
+    // Two mappings with one (object, target): the list-map keys refuse them, on create as the
+    // apiserver's validation ("Duplicate value") and on server-side apply before that.
+    let mut twice = minimal_profile("twice");
+    twice["spec"]["attributeMappings"] = json!([
+        {"object": "user", "target": "department", "attribute": "department"},
+        {"object": "user", "target": "department", "constant": "Sales"}
+    ]);
+    let created = api.create(&PostParams::default(), &serde_json::from_value(twice.clone()).unwrap()).await;
+    let message = api_message(created.expect_err("two mappings with one (object, target) created"));
+    assert!(message.contains("spec.attributeMappings[1]") && message.contains("Duplicate value"), "{message}");
+    let message = api_message(apply(&api, "twice", &twice).await.expect_err("two mappings applied"));
+    assert!(message.contains(".spec.attributeMappings") && message.contains("duplicate entries"), "{message}");
+    // The same target on two object types is two keys.
+    twice["spec"]["attributeMappings"][1]["object"] = json!("inetOrgPerson");
+    apply(&api, "twice", &twice).await.expect("one target on user and on inetOrgPerson");
+
+    // The edges that are allowed: 59 entries, and a comma inside a value escaped as \,.
+    for (name, scope) in [
+        ("ous-59", ous(59)),
+        ("groups-59", groups(59)),
+        ("escaped-comma", json!({"organizationalUnits": ["OU=Smith\\, J,DC=contoso,DC=com"]})),
+    ] {
+        let mut manifest = minimal_profile(name);
+        manifest["spec"]["scope"] = scope;
+        let stored = apply(&api, name, &manifest).await.unwrap_or_else(|e| panic!("{name} rejected: {e}"));
+        assert_eq!(serde_json::to_value(&stored.spec).unwrap(), manifest["spec"], "{name}");
+    }
+    let stored = api.get("escaped-comma").await.unwrap();
+    let dns = stored.spec.scope.unwrap().organizational_units.unwrap();
+    assert_eq!(dns[0].as_str(), r"OU=Smith\, J,DC=contoso,DC=com");
 }
 
 #[tokio::test]
@@ -346,4 +504,35 @@ async fn kubectl_wait_returns_when_ready_is_patched_in() {
     let status =
         tokio::time::timeout(Duration::from_secs(30), wait.wait()).await.expect("kubectl wait returned").unwrap();
     assert!(status.success(), "kubectl wait failed");
+}
+
+/// The manifests in examples/ that the README points to are valid profiles: the apiserver accepts
+/// each one as it is written and stores it unchanged.
+#[tokio::test]
+async fn example_profiles_are_accepted() {
+    let client = client().await;
+    let ns = namespace(&client, "examples").await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client, &ns);
+    let dir = crate::support::kube_env::repo_root().join("examples");
+    let mut applied = Vec::new();
+    for file in ["cloudsyncprofile.yaml", "scoped-profile.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut manifest: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(manifest["kind"], "CloudSyncProfile", "{file}");
+        manifest["metadata"]["namespace"] = json!(ns);
+        let name = manifest["metadata"]["name"].as_str().unwrap().to_string();
+        let stored = apply(&api, &name, &manifest).await.unwrap_or_else(|e| panic!("{file} rejected: {e}"));
+        assert_eq!(serde_json::to_value(&stored.spec).unwrap(), manifest["spec"], "{file} changed on the way");
+        applied.push(stored);
+    }
+    // The scoped example shows every part of the feature.
+    let scoped = &applied[1].spec;
+    assert_eq!(scoped.scope.as_ref().and_then(|s| s.organizational_units.as_ref()).map(Vec::len), Some(2));
+    let mappings = scoped.attribute_mappings();
+    assert_eq!(mappings.len(), 3);
+    assert!(mappings.iter().any(|m| m.attribute.is_some()));
+    assert!(mappings.iter().any(|m| m.constant.is_some()));
+    assert!(mappings.iter().any(|m| m.expression.as_deref() == Some(r#"Join(" ", [givenName], [sn])"#)));
+    assert_eq!(scoped.delete_threshold(), 50);
+    assert_eq!(scoped.notifications.as_ref().map(|n| n.email.as_str()), Some("identity-ops@contoso.com"));
 }

@@ -26,6 +26,7 @@ mod observability;
 mod operator;
 mod outage;
 mod rbac_e2e;
+mod readme;
 mod safety;
 mod schema;
 #[cfg(feature = "sim")]

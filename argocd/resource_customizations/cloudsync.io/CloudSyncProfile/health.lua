@@ -10,7 +10,7 @@
 --                                                     -> Progressing "Waiting for the operator to observe generation N"
 --   3. no conditions, or no Ready condition           -> Progressing "Waiting for the operator"
 --   4. Suspended=True  (spec.suspend)                 -> Suspended, the Suspended condition's message
---   5. Degraded=True   (a job quarantined or failing, duplicate jobs)
+--   5. Degraded=True   (a job quarantined or failing, deletes held, duplicate jobs)
 --                                                     -> Degraded, the Degraded condition's message
 --   6. Ready=True                                     -> Healthy, Ready's message (the jobs' codes)
 --   7. Ready=False with a reason that needs the user  -> Degraded, Ready's message
@@ -27,11 +27,14 @@
 --     AmbiguousServicePrincipal, ConfigurationClaimed (src/reconcile/apply.rs)
 --     CleanupBlocked                         (src/reconcile/cleanup.rs)
 --     UnreadableSpec                         (src/controller/unreadable.rs: a CRD newer than the operator)
---     Quarantined, ExecutionFailed, DuplicateJobs (src/reconcile/status.rs; normally caught by
---                                            rule 5 through the Degraded condition already)
+--     Quarantined, ExecutionFailed, DuplicateJobs, DeletesHeld (src/reconcile/status.rs;
+--                                            normally caught by rule 5 through the Degraded
+--                                            condition already)
+--     InvalidExpression                      (an attribute mapping's expression that Graph's
+--                                            parseExpression refuses; the SchemaApplied condition)
 --   transient or progress (Ready=False -> Progressing):
 --     Creating, WaitingForCredentials, InstantiatePending, JobsMissing, NotRunning,
---     NoServicePrincipal, Suspended, Retrying
+--     NoServicePrincipal, Suspended, Retrying, SchemaPending
 --   Any reason not listed here is treated as Progressing.
 -- Note: Argo CD itself reports an object with metadata.deletionTimestamp as Progressing
 -- "Pending deletion" without running this script; rule 7 (CleanupBlocked) is what
@@ -54,6 +57,8 @@ local USER_ACTION = {
   Quarantined = true,
   ExecutionFailed = true,
   DuplicateJobs = true,
+  InvalidExpression = true,
+  DeletesHeld = true,
 }
 
 local WAITING = "Waiting for the operator"
