@@ -37,13 +37,16 @@ pub struct ParseError {
 }
 
 impl Tenant {
-    pub async fn job_schema(&self, sp: &str, job: &str) -> Result<Value, GraphError> {
-        self.json(Call::new("schema.get", Method::GET, &schema_path(sp, "jobs", job, &[]))).await
+    /// `eventual`: moments after the job was created, a 404 may be replication lag.
+    pub async fn job_schema(&self, sp: &str, job: &str, eventual: bool) -> Result<Value, GraphError> {
+        self.json(Call::new("schema.get", Method::GET, &schema_path(sp, "jobs", job, &[])).eventual(eventual)).await
     }
 
     /// The schema a new job of `template` starts with.
-    pub async fn template_schema(&self, sp: &str, template: &str) -> Result<Value, GraphError> {
-        self.json(Call::new("templateSchema.get", Method::GET, &schema_path(sp, "templates", template, &[]))).await
+    pub async fn template_schema(&self, sp: &str, template: &str, eventual: bool) -> Result<Value, GraphError> {
+        let call = Call::new("templateSchema.get", Method::GET, &schema_path(sp, "templates", template, &[]))
+            .eventual(eventual);
+        self.json(call).await
     }
 
     /// `PUT .../schema` (204) replaces the whole schema. Never PATCH: the service answers it 404

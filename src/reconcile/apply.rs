@@ -84,8 +84,9 @@ async fn converge(pass: &mut Pass) -> Result<Action, Error> {
         seen.claimed_by = pass.ctx.coordination.claim(&pass.key(), keys).err();
         match plan::plan(&spec, pass.status(), &seen, now) {
             Plan::Read(what) => {
+                let slot = what.slot();
                 if let Err(e) = observe::read(pass, &graph, what, &mut seen).await {
-                    return failed(pass, &seen, Slot::ServicePrincipal, e).await;
+                    return failed(pass, &seen, slot, e).await;
                 }
             }
             Plan::Wave(steps) => {

@@ -77,15 +77,17 @@ pub enum Read {
         eventual: bool,
         confirm: bool,
     },
-    /// The schema of this job.
+    /// The schema of this job; `eventual` while replication lag is expected.
     Schema {
         service_principal: String,
         job: String,
+        eventual: bool,
     },
     /// The default schema of a template (from the process's cache when it has it).
     TemplateSchema {
         service_principal: String,
         template: String,
+        eventual: bool,
     },
     /// `parseExpression` for each expression (from the cache when known), on this job's schema.
     Parse {
@@ -93,6 +95,16 @@ pub enum Read {
         job: String,
         expressions: Vec<String>,
     },
+}
+
+impl Read {
+    /// The condition a refusal of this read is shown in.
+    pub fn slot(&self) -> super::plan::Slot {
+        match self {
+            Read::Schema { .. } | Read::TemplateSchema { .. } | Read::Parse { .. } => super::plan::Slot::Schema,
+            _ => super::plan::Slot::ServicePrincipal,
+        }
+    }
 }
 
 /// Resolves the credentials and gets a token. `Ok(Err(problem))`: the user must fix something.
@@ -129,16 +141,16 @@ pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observ
             seen.jobs = Some(jobs(graph, &service_principal, eventual, confirm).await?);
             seen.jobs_stale = false;
         }
-        Read::Schema { service_principal, job } => {
-            seen.schema = Some(graph.job_schema(&service_principal, &job).await?);
+        Read::Schema { service_principal, job, eventual } => {
+            seen.schema = Some(graph.job_schema(&service_principal, &job, eventual).await?);
             pass.ctx.schemas.checked(&pass.key());
         }
-        Read::TemplateSchema { service_principal, template } => {
+        Read::TemplateSchema { service_principal, template, eventual } => {
             let cache = &pass.ctx.schemas;
             let schema = match cache.template(&service_principal, &template) {
                 Some(s) => s,
                 None => {
-                    let s = graph.template_schema(&service_principal, &template).await?;
+                    let s = graph.template_schema(&service_principal, &template, eventual).await?;
                     cache.keep_template(&service_principal, &template, &s);
                     s
                 }

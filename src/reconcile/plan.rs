@@ -179,7 +179,7 @@ fn jobs(
         wave.push(Step::PutSecrets { secrets, hash });
     }
     if wave.is_empty()
-        && let Some(p) = plan_schema(spec, status, seen, &job_plan.current)
+        && let Some(p) = plan_schema(spec, status, seen, &job_plan.current, now)
     {
         return p;
     }
@@ -197,6 +197,7 @@ fn plan_schema(
     status: &CloudSyncProfileStatus,
     seen: &Observed,
     current: &BTreeMap<&'static str, SynchronizationJob>,
+    now: Timestamp,
 ) -> Option<Plan> {
     if !schema::managed(spec, status) {
         return None;
@@ -207,16 +208,20 @@ fn plan_schema(
     if steady && !seen.schema_check_due {
         return None;
     }
-    let (service_principal, job_id) = (sp.id.clone(), job.id.clone());
+    let (service_principal, job_id, eventual) = (sp.id.clone(), job.id.clone(), eventual(status, now));
     let Some(held) = &seen.schema else {
-        return Some(Plan::Read(Read::Schema { service_principal, job: job_id }));
+        return Some(Plan::Read(Read::Schema { service_principal, job: job_id, eventual }));
     };
     let held_hash = schema::hash(held);
     if steady && status.schema_hash.as_deref() == Some(held_hash.as_str()) {
         return None;
     }
     let Some(default) = &seen.template_schema else {
-        return Some(Plan::Read(Read::TemplateSchema { service_principal, template: PROVISIONING_TEMPLATE.into() }));
+        return Some(Plan::Read(Read::TemplateSchema {
+            service_principal,
+            template: PROVISIONING_TEMPLATE.into(),
+            eventual,
+        }));
     };
     let unparsed: Vec<String> =
         schema::expressions(spec).into_iter().filter(|e| !seen.parsed.contains_key(e)).collect();

@@ -481,3 +481,136 @@ fn intents_come_before_calls_and_a_stale_cache_is_refreshed_first() {
     assert_eq!(st.jobs[0].last_start_time.as_deref(), Some(at(0).to_string().as_str()));
     assert_eq!(st.jobs[0].quarantine_series_started.as_deref(), Some("s1"));
 }
+
+/// A template default the schema rules work on: one editable rule, users and groups.
+fn default_schema() -> serde_json::Value {
+    serde_json::json!({"synchronizationRules": [{"id": "r1", "editable": true,
+        "containerFilter": {"includedContainers": []}, "groupFilter": {"includedGroups": []},
+        "objectMappings": [
+            {"name": "users", "sourceObjectName": "user", "attributeMappings": []},
+            {"name": "inetOrgPersons", "sourceObjectName": "inetOrgPerson", "attributeMappings": []}]}]})
+}
+
+fn scoped(ous: &[&str]) -> CloudSyncProfileSpec {
+    let mut s = spec();
+    s.scope = Some(crate::api::Scope {
+        organizational_units: Some(ous.iter().map(|o| crate::api::DistinguishedName((*o).into())).collect()),
+        groups: None,
+    });
+    s
+}
+
+/// What Graph holds after the schema for `spec` was written.
+fn written(spec: &CloudSyncProfileSpec) -> serde_json::Value {
+    super::schema::desired(&default_schema(), &serde_json::json!({}), spec, &Default::default()).unwrap()
+}
+
+fn with_schema(jobs: Vec<SynchronizationJob>, held: serde_json::Value, due: bool) -> Observed {
+    Observed { schema: Some(held), template_schema: Some(default_schema()), schema_check_due: due, ..listed(jobs) }
+}
+
+#[test]
+fn a_steady_schema_is_read_only_for_the_drift_check_and_written_only_when_it_differs() {
+    let spec = scoped(&["OU=A,DC=x,DC=y"]);
+    let mut status = settled_status();
+    status.schema_hash = Some(super::schema::hash(&written(&spec)));
+    status.schema_inputs_hash = Some(super::schema::inputs_hash(&spec));
+    let running =
+        || vec![job(PROVISIONING_TEMPLATE, "Active", "Active"), job(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+    // Not due: no schema read at all.
+    assert_eq!(plan::plan(&spec, &status, &listed(running()), at(0)), Plan::Converged { jobs_pending: false });
+    // Due: one read; equal to what was written: nothing else.
+    let due = Observed { schema_check_due: true, ..listed(running()) };
+    assert!(matches!(plan::plan(&spec, &status, &due, at(0)), Plan::Read(Read::Schema { .. })));
+    let same = with_schema(running(), written(&spec), true);
+    assert_eq!(plan::plan(&spec, &status, &same, at(0)), Plan::Converged { jobs_pending: false });
+    // Changed in the portal: put back, as drift, with what differed.
+    let edited = written(&scoped(&["OU=B,DC=x,DC=y"]));
+    match plan::plan(&spec, &status, &with_schema(running(), edited, true), at(0)) {
+        Plan::Wave(steps) => match &steps[..] {
+            [Step::PutSchema { drift: Some(d), .. }] => assert!(d[0].starts_with("scope OUs"), "{d:?}"),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_scope_change_restarts_a_job_that_ran_once_and_a_new_job_never() {
+    let before = scoped(&["OU=A,DC=x,DC=y"]);
+    let after = scoped(&["OU=A,DC=x,DC=y", "OU=B,DC=x,DC=y"]);
+    let mut status = settled_status();
+    status.schema_hash = Some(super::schema::hash(&written(&before)));
+    status.schema_inputs_hash = Some(super::schema::inputs_hash(&before));
+    let ran = vec![
+        ran_at(job(PROVISIONING_TEMPLATE, "Active", "Active"), at(-600)),
+        job(PASSWORD_HASH_TEMPLATE, "Active", "Active"),
+    ];
+    let fresh = vec![job(PROVISIONING_TEMPLATE, "Active", "Active"), job(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+    let put = |jobs: Vec<SynchronizationJob>| match plan::plan(
+        &after,
+        &status,
+        &with_schema(jobs, written(&before), false),
+        at(0),
+    ) {
+        Plan::Wave(steps) => match steps.into_iter().next() {
+            Some(Step::PutSchema { drift, scope_restart, .. }) => (drift, scope_restart),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let (drift, owed) = put(fresh);
+    assert!(drift.is_none(), "the profile changed: no drift");
+    assert!(owed.is_none(), "a job that never ran imports everything on its first run");
+    let (_, owed) = put(ran.clone());
+    let owed = owed.expect("a restart is owed");
+    assert_eq!(owed.reset_scope, "Watermark");
+    // Recorded after the write: the next plan restarts the provisioning job once, for the scope.
+    status.scope_restart = Some(owed.clone());
+    status.schema_hash = Some(super::schema::hash(&written(&after)));
+    status.schema_inputs_hash = Some(super::schema::inputs_hash(&after));
+    let steps = match plan::plan(&after, &status, &listed(ran.clone()), at(0)) {
+        Plan::Wave(s) => s,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    let step = steps[0].clone();
+    assert!(
+        matches!(&step, Step::Restart { purpose: RestartPurpose::Scope, scope, .. } if scope == "Watermark"),
+        "{step:?}"
+    );
+    let prior = status.clone();
+    step.before(&mut status, at(0));
+    let r = step.after(&Ok(Done::Nothing), &prior, &mut status, &mut listed(ran.clone()), at(0));
+    assert_eq!(r.notice.map(|n| n.reason), Some(Reason::ScopeRestarted));
+    assert!(status.scope_restart.is_none(), "done once");
+    let names: Vec<&str> = match plan::plan(&after, &status, &listed(ran), at(1)) {
+        Plan::Wave(s) => s.iter().map(Step::name).collect(),
+        _ => vec![],
+    };
+    assert!(!names.contains(&"RestartJob"), "{names:?}");
+}
+
+#[test]
+fn an_invalid_expression_is_blocked_before_any_write() {
+    let mut spec = spec();
+    spec.attribute_mappings = Some(vec![crate::api::AttributeMapping {
+        object: crate::api::ObjectType::User,
+        target: "department".into(),
+        attribute: None,
+        constant: None,
+        expression: Some("Join(".into()),
+        flow: None,
+    }]);
+    let status = settled_status();
+    let running = vec![job(PROVISIONING_TEMPLATE, "Active", "Active"), job(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+    let mut seen = with_schema(running, default_schema(), false);
+    assert!(
+        matches!(plan::plan(&spec, &status, &seen, at(0)), Plan::Read(Read::Parse { ref expressions, .. }) if expressions == &["Join(".to_string()])
+    );
+    seen.parsed.insert("Join(".into(), super::schema::Parsed::Invalid("Unexpected end".into()));
+    match plan::plan(&spec, &status, &seen, at(0)) {
+        Plan::Blocked { slot: Slot::Schema, problem } => assert_eq!(problem.reason, Reason::InvalidExpression),
+        other => panic!("{other:?}"),
+    }
+}

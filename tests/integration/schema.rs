@@ -87,7 +87,7 @@ async fn a_scoped_profile_converges_and_a_scope_change_writes_once_and_restarts_
     let p = wait_for(&api, "contoso", CONVERGE, "Ready with the schema applied", schema_applied).await;
     let (sp, job) = ids(&p);
     let g = graph(&sim);
-    let held = g.job_schema(&sp, &job).await.unwrap();
+    let held = g.job_schema(&sp, &job, false).await.unwrap();
     assert_eq!(rule(&held)["containerFilter"]["includedContainers"], json!([OU_SALES]));
     for object in ["user", "inetOrgPerson"] {
         let c = mapping(&held, object, "CredentialData").unwrap_or_else(|| panic!("CredentialData on {object}"));
@@ -120,7 +120,7 @@ async fn a_scoped_profile_converges_and_a_scope_change_writes_once_and_restarts_
             && sim.counters().job_restarts >= 1
     })
     .await;
-    let held = g.job_schema(&sp, &job).await.unwrap();
+    let held = g.job_schema(&sp, &job, false).await.unwrap();
     let mut ous: Vec<String> =
         serde_json::from_value(rule(&held)["containerFilter"]["includedContainers"].clone()).unwrap();
     ous.sort();
@@ -141,7 +141,7 @@ async fn a_scoped_profile_converges_and_a_scope_change_writes_once_and_restarts_
         schema_applied(p) && p.status.as_ref().is_some_and(|s| s.jobs.len() == 1)
     })
     .await;
-    let held = g.job_schema(&sp, &job).await.unwrap();
+    let held = g.job_schema(&sp, &job, false).await.unwrap();
     assert!(mapping(&held, "user", "CredentialData").is_none(), "CredentialData removed");
     assert!(mapping(&held, "inetOrgPerson", "CredentialData").is_none());
     let reads = schema_reads(&sim);
@@ -188,7 +188,7 @@ async fn an_invalid_expression_blocks_with_a_condition_and_writes_nothing() {
     apply(&api, &profile("contoso", fixed)).await;
     let p = wait_for(&api, "contoso", CONVERGE, "the fixed expression applied", schema_applied).await;
     let (sp, job) = ids(&p);
-    let held = graph(&sim).job_schema(&sp, &job).await.unwrap();
+    let held = graph(&sim).job_schema(&sp, &job, false).await.unwrap();
     let dept = mapping(&held, "user", "department").expect("department mapping");
     assert_eq!((dept["source"]["type"].as_str(), dept["source"]["name"].as_str()), (Some("Function"), Some("Join")));
     assert_eq!(mapping(&held, "user", "jobTitle").unwrap()["source"]["name"], "title");
@@ -211,7 +211,7 @@ async fn a_portal_edit_is_put_back_within_the_drift_interval() {
     let g = graph(&sim);
 
     // Someone edits the schema in the portal: another group, and the department mapping changed.
-    let mut edited = g.job_schema(&sp, &job).await.unwrap();
+    let mut edited = g.job_schema(&sp, &job, false).await.unwrap();
     edited["synchronizationRules"][0]["groupFilter"]["includedGroups"] = json!(["CN=Everyone,DC=contoso,DC=com"]);
     let users = edited["synchronizationRules"][0]["objectMappings"]
         .as_array_mut()
@@ -232,7 +232,7 @@ async fn a_portal_edit_is_put_back_within_the_drift_interval() {
 
     let deadline = std::time::Instant::now() + CONVERGE;
     loop {
-        let held = g.job_schema(&sp, &job).await.unwrap();
+        let held = g.job_schema(&sp, &job, false).await.unwrap();
         if rule(&held)["groupFilter"]["includedGroups"] == json!(["CN=Pilot,OU=Groups,DC=contoso,DC=com"])
             && mapping(&held, "user", "department").is_some_and(|d| d["source"]["type"] == "Constant")
         {
