@@ -614,3 +614,43 @@ fn an_invalid_expression_is_blocked_before_any_write() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_restart_a_scope_change_owes_survives_a_lost_answer_and_a_crash() {
+    let before = scoped(&["OU=A,DC=x,DC=y"]);
+    let after = scoped(&["OU=B,DC=x,DC=y"]);
+    let mut status = settled_status();
+    status.schema_hash = Some(super::schema::hash(&written(&before)));
+    status.schema_inputs_hash = Some(super::schema::inputs_hash(&before));
+    let ran = || {
+        vec![
+            ran_at(job(PROVISIONING_TEMPLATE, "Active", "Active"), at(-600)),
+            job(PASSWORD_HASH_TEMPLATE, "Active", "Active"),
+        ]
+    };
+    let Plan::Wave(steps) = plan::plan(&after, &status, &with_schema(ran(), written(&before), false), at(0)) else {
+        panic!("a wave")
+    };
+    let put = steps[0].clone();
+    assert!(put.needs_intent(), "the owed restart is written before the PUT");
+    for (answer, kept) in
+        [(Answer::Timeout, true), (Answer::ServerError, true), (Answer::BadRequest, false), (Answer::Throttled, false)]
+    {
+        let mut s = status.clone();
+        put.before(&mut s, at(0));
+        assert!(s.scope_restart.is_some());
+        put.after(&Err(failure(answer)), &status, &mut s, &mut listed(ran()), at(0));
+        assert_eq!(s.scope_restart.is_some(), kept, "{answer:?}");
+    }
+    // A crash after the PUT landed: status has the intent, Graph the new scope. The next pass
+    // records the schema and restarts; it does not lose the restart.
+    let mut crashed = status.clone();
+    put.before(&mut crashed, at(0));
+    let seen = with_schema(ran(), written(&after), false);
+    assert!(matches!(plan::plan(&after, &crashed, &seen, at(5)), Plan::Wave(ref s) if s[0].name() == "RecordSchema"));
+    let record =
+        Step::RecordSchema { hash: super::schema::hash(&written(&after)), inputs: super::schema::inputs_hash(&after) };
+    record.after(&Ok(Done::Nothing), &crashed.clone(), &mut crashed, &mut seen.clone(), at(5));
+    let Plan::Wave(next) = plan::plan(&after, &crashed, &listed(ran()), at(6)) else { panic!("a wave") };
+    assert!(matches!(&next[0], Step::Restart { purpose: RestartPurpose::Scope, .. }), "{next:?}");
+}

@@ -230,9 +230,17 @@ impl Step {
     }
 
     /// Not idempotent: it carries an intent, recorded before it is sent, so it happens at most
-    /// once (instantiate, job creation, start) or is never lost (restart).
+    /// once (instantiate, job creation, start) or is never lost (restart, and the restart a
+    /// change of scope owes: once the new scope is in Graph, nothing else would show it changed).
     pub fn needs_intent(&self) -> bool {
-        matches!(self, Step::Instantiate { .. } | Step::CreateJob { .. } | Step::Start { .. } | Step::Restart { .. })
+        matches!(
+            self,
+            Step::Instantiate { .. }
+                | Step::CreateJob { .. }
+                | Step::Start { .. }
+                | Step::Restart { .. }
+                | Step::PutSchema { scope_restart: Some(_), .. }
+        )
     }
 
     /// Its outcome is written to status the moment it arrives: the configuration's id (a lookup
@@ -289,6 +297,7 @@ impl Step {
                     r.sent = Some(now.to_string());
                 }
             }
+            Step::PutSchema { scope_restart: Some(r), .. } => status.scope_restart = Some(r.clone()),
             Step::Pause { template, .. } => {
                 if let Some(j) = job_entry(status, template) {
                     j.last_start_time = None;
@@ -303,7 +312,7 @@ impl Step {
         match self {
             Step::Instantiate { .. } => status.pending_instantiate.clone_from(&prior.pending_instantiate),
             Step::CreateJob { template, .. } => status.pending_job_creates.retain(|p| p.template_id != *template),
-            Step::Restart { purpose: RestartPurpose::Scope, .. } => {
+            Step::Restart { purpose: RestartPurpose::Scope, .. } | Step::PutSchema { .. } => {
                 status.scope_restart.clone_from(&prior.scope_restart)
             }
             Step::Start { template, .. } | Step::Restart { template, .. } => {
