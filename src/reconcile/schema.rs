@@ -154,20 +154,12 @@ fn object_mapping_mut(rule: &mut Value, object: ObjectType) -> Option<&mut Value
 
 /// The profile applied to one editable rule of the template's default.
 fn apply(rule: &mut Value, spec: &CloudSyncProfileSpec, parsed: &BTreeMap<String, Parsed>) -> Result<(), Problem> {
-    let ous: Vec<&str> = spec
-        .scope
-        .as_ref()
-        .and_then(|s| s.organizational_units.as_ref())
-        .map(|l| l.iter().map(|d| d.as_str()).collect())
-        .unwrap_or_default();
-    let groups: Vec<&str> = spec
-        .scope
-        .as_ref()
-        .and_then(|s| s.groups.as_ref())
-        .map(|l| l.iter().map(|d| d.as_str()).collect())
-        .unwrap_or_default();
-    rule["containerFilter"] = json!({"includedContainers": ous});
-    rule["groupFilter"] = json!({"includedGroups": groups});
+    let names = |list: Option<&Vec<crate::api::DistinguishedName>>| -> Vec<String> {
+        list.map(|l| l.iter().map(|d| d.as_str().to_string()).collect()).unwrap_or_default()
+    };
+    let scope = spec.scope.as_ref();
+    rule["containerFilter"] = json!({"includedContainers": names(scope.and_then(|s| s.organizational_units.as_ref()))});
+    rule["groupFilter"] = json!({"includedGroups": names(scope.and_then(|s| s.groups.as_ref()))});
     if spec.password_hash_sync() {
         for object in PASSWORD_HASH_OBJECTS {
             if let Some(m) = object_mapping_mut(rule, object) {

@@ -70,18 +70,24 @@ async fn event_note(client: &kube::Client, ns: &str, reason: &str) -> Option<Str
     events(client, ns).await.into_iter().find(|e| e.reason.as_deref() == Some(reason)).and_then(|e| e.note)
 }
 
+/// A namespace with the credentials Secret, a simulator, and the operator (with `flags`) on both.
+async fn setup(prefix: &str, flags: &[&str]) -> (kube::Client, String, Api<CloudSyncProfile>, SimHandle, Operator) {
+    let client = client().await;
+    let ns = namespace(&client, prefix).await;
+    create_secret(&client, &ns).await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    let sim = simulator().await;
+    let op = Operator::start(&ns, &sim, flags);
+    (client, ns, api, sim, op)
+}
+
 fn schema_applied(p: &CloudSyncProfile) -> bool {
     is_ready(p) && condition_of(p, "SchemaApplied").1 == "Applied"
 }
 
 #[tokio::test]
 async fn a_scoped_profile_converges_and_a_scope_change_writes_once_and_restarts_once() {
-    let client = client().await;
-    let ns = namespace(&client, "schema-scope").await;
-    create_secret(&client, &ns).await;
-    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
-    let sim = simulator().await;
-    let _op = Operator::start(&ns, &sim, &[]);
+    let (client, ns, api, sim, _op) = setup("schema-scope", &[]).await;
     let spec = json!({"scope": {"organizationalUnits": [OU_SALES]}});
     apply(&api, &profile("contoso", spec)).await;
     let p = wait_for(&api, "contoso", CONVERGE, "Ready with the schema applied", schema_applied).await;
@@ -152,12 +158,7 @@ async fn a_scoped_profile_converges_and_a_scope_change_writes_once_and_restarts_
 
 #[tokio::test]
 async fn an_invalid_expression_blocks_with_a_condition_and_writes_nothing() {
-    let client = client().await;
-    let ns = namespace(&client, "schema-expr").await;
-    create_secret(&client, &ns).await;
-    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
-    let sim = simulator().await;
-    let _op = Operator::start(&ns, &sim, &[]);
+    let (client, ns, api, sim, _op) = setup("schema-expr", &[]).await;
     let bad = json!({"attributeMappings": [
         {"object": "user", "target": "jobTitle", "attribute": "title"},
         {"object": "user", "target": "department", "expression": "Join(\" \", [givenName], [sn]"}
@@ -197,12 +198,7 @@ async fn an_invalid_expression_blocks_with_a_condition_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_portal_edit_is_put_back_within_the_drift_interval() {
-    let client = client().await;
-    let ns = namespace(&client, "schema-drift").await;
-    create_secret(&client, &ns).await;
-    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
-    let sim = simulator().await;
-    let _op = Operator::start(&ns, &sim, &["--schema-drift-seconds", "4"]);
+    let (client, ns, api, sim, _op) = setup("schema-drift", &["--schema-drift-seconds", "4"]).await;
     let spec = json!({"scope": {"groups": ["CN=Pilot,OU=Groups,DC=contoso,DC=com"]},
                       "attributeMappings": [{"object": "user", "target": "department", "constant": "Sales"}]});
     apply(&api, &profile("contoso", spec)).await;
@@ -249,12 +245,7 @@ async fn a_portal_edit_is_put_back_within_the_drift_interval() {
 
 #[tokio::test]
 async fn threshold_and_email_reach_the_secret_and_a_held_delete_is_approved_by_a_restart() {
-    let client = client().await;
-    let ns = namespace(&client, "schema-deletes").await;
-    create_secret(&client, &ns).await;
-    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
-    let sim = simulator().await;
-    let _op = Operator::start(&ns, &sim, &[]);
+    let (_client, _ns, api, sim, _op) = setup("schema-deletes", &[]).await;
     let spec = json!({"passwordHashSync": false, "accidentalDeletes": {"threshold": 5},
                       "notifications": {"email": "identity-ops@contoso.com"}});
     apply(&api, &profile("contoso", spec)).await;
