@@ -61,6 +61,12 @@ pub struct CloudSyncProfileStatus {
     /// schema is only read again for the drift check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_inputs_hash: Option<String>,
+    /// True once the profile set a scope or attribute mappings: from then on the provisioning
+    /// rule is the template's default plus the profile, and removing a setting returns that part
+    /// to the default. Before, the operator only adds CredentialData (password hash sync) to the
+    /// schema as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_from_template: Option<bool>,
     /// A restart the operator owes the provisioning job after a change of scope, so that objects
     /// now in scope are imported. Cleared once carried out.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -228,7 +228,8 @@ fn plan_schema(
     if !unparsed.is_empty() {
         return Some(Plan::Read(Read::Parse { service_principal, job: job_id, expressions: unparsed }));
     }
-    let desired = match schema::desired(default, held, spec, &seen.parsed) {
+    let from_template = schema::from_template(spec, status);
+    let desired = match schema::desired(default, held, spec, &seen.parsed, from_template) {
         Ok(d) => d,
         Err(problem) => return Some(Plan::blocked(Slot::Schema, problem)),
     };
@@ -236,7 +237,7 @@ fn plan_schema(
     if hash == held_hash {
         let recorded = status.schema_hash.as_deref() == Some(hash.as_str())
             && status.schema_inputs_hash.as_deref() == Some(inputs.as_str());
-        return (!recorded).then(|| Plan::Wave(vec![Step::RecordSchema { hash, inputs }]));
+        return (!recorded).then(|| Plan::Wave(vec![Step::RecordSchema { hash, inputs, from_template }]));
     }
     // The profile did not change, so Graph's copy did: someone edited it outside the operator.
     let drift = steady.then(|| schema::differences(held, &desired));
@@ -252,6 +253,7 @@ fn plan_schema(
         schema: Box::new(desired),
         hash,
         inputs,
+        from_template,
         drift,
         scope_restart,
     }]))

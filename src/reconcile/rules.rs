@@ -502,7 +502,7 @@ fn scoped(ous: &[&str]) -> CloudSyncProfileSpec {
 
 /// What Graph holds after the schema for `spec` was written.
 fn written(spec: &CloudSyncProfileSpec) -> serde_json::Value {
-    super::schema::desired(&default_schema(), &serde_json::json!({}), spec, &Default::default()).unwrap()
+    super::schema::desired(&default_schema(), &serde_json::json!({}), spec, &Default::default(), true).unwrap()
 }
 
 fn with_schema(jobs: Vec<SynchronizationJob>, held: serde_json::Value, due: bool) -> Observed {
@@ -648,8 +648,11 @@ fn the_restart_a_scope_change_owes_survives_a_lost_answer_and_a_crash() {
     put.before(&mut crashed, at(0));
     let seen = with_schema(ran(), written(&after), false);
     assert!(matches!(plan::plan(&after, &crashed, &seen, at(5)), Plan::Wave(ref s) if s[0].name() == "RecordSchema"));
-    let record =
-        Step::RecordSchema { hash: super::schema::hash(&written(&after)), inputs: super::schema::inputs_hash(&after) };
+    let record = Step::RecordSchema {
+        hash: super::schema::hash(&written(&after)),
+        inputs: super::schema::inputs_hash(&after),
+        from_template: true,
+    };
     record.after(&Ok(Done::Nothing), &crashed.clone(), &mut crashed, &mut seen.clone(), at(5));
     let Plan::Wave(next) = plan::plan(&after, &crashed, &listed(ran()), at(6)) else { panic!("a wave") };
     assert!(matches!(&next[0], Step::Restart { purpose: RestartPurpose::Scope, .. }), "{next:?}");

@@ -184,6 +184,34 @@ fn apply(rule: &mut Value, spec: &CloudSyncProfileSpec, parsed: &BTreeMap<String
     Ok(())
 }
 
+/// Whether the rules come from the template's default plus the profile: once the profile has
+/// set a scope or attribute mappings (now, or on an earlier pass). Until then the profile speaks
+/// only for password hash sync's CredentialData, and everything else of the job's schema, such as
+/// a scope picked in the portal of an adopted configuration, stays as it is.
+pub fn from_template(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus) -> bool {
+    spec.scope.is_some() || !spec.attribute_mappings().is_empty() || status.schema_from_template == Some(true)
+}
+
+/// The job's schema as it is, with CredentialData added to (or, without password hash sync,
+/// removed from) the user and inetOrgPerson mappings of its first editable rule.
+fn credential_data_only(schema: &mut Value, password_hash_sync: bool) {
+    let Some(rule) = schema
+        .get_mut("synchronizationRules")
+        .and_then(Value::as_array_mut)
+        .and_then(|r| r.iter_mut().find(|r| editable(r)))
+    else {
+        return;
+    };
+    for object in PASSWORD_HASH_OBJECTS {
+        let Some(m) = object_mapping_mut(rule, object) else { continue };
+        if password_hash_sync {
+            upsert(m, "CredentialData", attribute_source("PasswordHash"), "Always", Some("FlowWhenChanged"));
+        } else if let Some(list) = m.get_mut("attributeMappings").and_then(Value::as_array_mut) {
+            list.retain(|a| str_of(a, "targetAttributeName") != "CredentialData");
+        }
+    }
+}
+
 /// The schema to PUT: the job's current schema with its rules replaced by the template default's,
 /// the profile applied to the first editable one. Rules the service marks not editable are kept
 /// as the job has them.
@@ -192,6 +220,7 @@ pub fn desired(
     current: &Value,
     spec: &CloudSyncProfileSpec,
     parsed: &BTreeMap<String, Parsed>,
+    from_template: bool,
 ) -> Result<Value, Problem> {
     let mut out = match current {
         Value::Object(m) => {
@@ -200,6 +229,10 @@ pub fn desired(
         _ => json!({}),
     };
     let current_rules = rules(current);
+    if !from_template && current_rules.iter().any(editable) {
+        credential_data_only(&mut out, spec.password_hash_sync());
+        return Ok(out);
+    }
     let mut next: Vec<Value> = Vec::new();
     let mut applied = false;
     for rule in rules(default) {
@@ -469,7 +502,7 @@ mod tests {
         let parsed = BTreeMap::from([("Join(\" \", [givenName], [sn])".to_string(), Parsed::Source(tree.clone()))]);
         let current = json!({"@odata.context": "x", "id": "AD2AADProvisioning", "version": "v7",
                              "directories": [{"name": "discovered"}], "synchronizationRules": []});
-        let d = desired(&default_schema(), &current, &s, &parsed).unwrap();
+        let d = desired(&default_schema(), &current, &s, &parsed, true).unwrap();
         assert_eq!(rule(&d)["containerFilter"], json!({"includedContainers": ["OU=Sales,DC=contoso,DC=com"]}));
         assert_eq!(rule(&d)["groupFilter"], json!({"includedGroups": []}));
         let users = &rule(&d)["objectMappings"][0]["attributeMappings"];
@@ -492,9 +525,9 @@ mod tests {
         let mut extra = m(ObjectType::Group, "extensionAttribute1");
         extra.attribute = Some("info".into());
         s.attribute_mappings = Some(vec![extra]);
-        let customised = desired(&default_schema(), &json!({}), &s, &BTreeMap::new()).unwrap();
+        let customised = desired(&default_schema(), &json!({}), &s, &BTreeMap::new(), true).unwrap();
         assert_ne!(hash(&customised), hash(&default_schema()));
-        let back = desired(&default_schema(), &customised, &spec(), &BTreeMap::new()).unwrap();
+        let back = desired(&default_schema(), &customised, &spec(), &BTreeMap::new(), true).unwrap();
         assert_eq!(hash(&back), hash(&default_schema()));
         assert_eq!(differences(&customised, &back), ["group/extensionAttribute1 was added"]);
     }
@@ -506,7 +539,7 @@ mod tests {
         bad.expression = Some("Join(".into());
         s.attribute_mappings = Some(vec![bad]);
         let parsed = BTreeMap::from([("Join(".to_string(), Parsed::Invalid("Unexpected end of expression.".into()))]);
-        let p = desired(&default_schema(), &json!({}), &s, &parsed).unwrap_err();
+        let p = desired(&default_schema(), &json!({}), &s, &parsed, true).unwrap_err();
         assert_eq!(p.reason, Reason::InvalidExpression);
         assert!(p.message.starts_with("attributeMappings user/department:"), "{}", p.message);
         assert!(p.message.contains("Unexpected end of expression"), "{}", p.message);
@@ -526,6 +559,25 @@ mod tests {
         assert_ne!(hash(&a), hash(&b));
         assert_ne!(scope_of(&a), scope_of(&b));
         assert_eq!(differences(&b, &a), [r#"scope OUs ["OU=A,DC=x,DC=y"] instead of []"#]);
+    }
+
+    #[test]
+    fn password_hash_sync_alone_adds_credential_data_and_keeps_a_portal_scope() {
+        let mut portal = default_schema();
+        portal["synchronizationRules"][0]["containerFilter"]["includedContainers"] = json!(["OU=Portal,DC=x,DC=y"]);
+        let mut s = spec();
+        s.password_hash_sync = Some(true);
+        let status = CloudSyncProfileStatus::default();
+        assert!(!from_template(&s, &status));
+        let d = desired(&default_schema(), &portal, &s, &BTreeMap::new(), false).unwrap();
+        assert_eq!(rule(&d)["containerFilter"]["includedContainers"], json!(["OU=Portal,DC=x,DC=y"]));
+        assert!(targets(&d, 0).contains(&"CredentialData".to_string()));
+        assert!(targets(&d, 1).contains(&"CredentialData".to_string()));
+        s.password_hash_sync = Some(false);
+        let off = desired(&default_schema(), &d, &s, &BTreeMap::new(), false).unwrap();
+        assert_eq!(hash(&off), hash(&portal), "turned off: only CredentialData goes");
+        let owned = CloudSyncProfileStatus { schema_from_template: Some(true), ..Default::default() };
+        assert!(from_template(&s, &owned), "once the profile owned the rule, it keeps owning it");
     }
 
     #[test]

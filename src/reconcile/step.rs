@@ -79,6 +79,7 @@ pub enum Step {
         schema: Box<serde_json::Value>,
         hash: String,
         inputs: String,
+        from_template: bool,
         drift: Option<Vec<String>>,
         scope_restart: Option<ScopeRestart>,
     },
@@ -86,6 +87,7 @@ pub enum Step {
     RecordSchema {
         hash: String,
         inputs: String,
+        from_template: bool,
     },
     DeleteApplication {
         id: String,
@@ -396,9 +398,12 @@ impl Step {
     /// The schema written (or found as wanted); a change of scope leaves a restart owed.
     fn record_schema(&self, status: &mut CloudSyncProfileStatus, seen: &mut Observed) -> Option<Notice> {
         match self {
-            Step::PutSchema { job, schema, hash, inputs, drift, scope_restart } => {
+            Step::PutSchema { job, schema, hash, inputs, from_template, drift, scope_restart } => {
                 status.schema_hash = Some(hash.clone());
                 status.schema_inputs_hash = Some(inputs.clone());
+                if *from_template {
+                    status.schema_from_template = Some(true);
+                }
                 if scope_restart.is_some() {
                     status.scope_restart.clone_from(scope_restart);
                 }
@@ -421,9 +426,12 @@ impl Step {
                     }
                 }
             }
-            Step::RecordSchema { hash, inputs } => {
+            Step::RecordSchema { hash, inputs, from_template } => {
                 status.schema_hash = Some(hash.clone());
                 status.schema_inputs_hash = Some(inputs.clone());
+                if *from_template {
+                    status.schema_from_template = Some(true);
+                }
                 None
             }
             _ => None,
