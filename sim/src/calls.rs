@@ -57,6 +57,8 @@ pub struct Counters {
     pub job_restarts: u64,
     pub job_pauses: u64,
     pub secrets_puts: u64,
+    /// Job schemas replaced (`PUT .../schema`).
+    pub schema_puts: u64,
     pub organization_patches: u64,
     pub deletes: u64,
     /// Service principals beyond the first per (applicationTemplateId, displayName), now.
@@ -84,6 +86,7 @@ pub enum Event {
     JobRestart,
     JobPause,
     SecretsPut,
+    SchemaPut,
     OrganizationPatch,
     Delete,
 }
@@ -102,6 +105,7 @@ impl Counters {
             Event::JobRestart => &mut self.job_restarts,
             Event::JobPause => &mut self.job_pauses,
             Event::SecretsPut => &mut self.secrets_puts,
+            Event::SchemaPut => &mut self.schema_puts,
             Event::OrganizationPatch => &mut self.organization_patches,
             Event::Delete => &mut self.deletes,
         };

@@ -1,4 +1,4 @@
-//! Crash safety: the operator is SIGKILLed right after each of the six Graph writes of a new
+//! Crash safety: the operator is SIGKILLed right after each of the seven Graph writes of a new
 //! profile — after Graph carried the write out, before the operator heard back — and a new
 //! process must converge to exactly one service principal and one job per template.
 //!
@@ -67,6 +67,7 @@ async fn crash_after(case: Case) {
         case.name
     );
     assert_eq!(c.redundant_starts, 0, "{}: no start of a running job", case.name);
+    assert!(c.schema_puts >= 1, "{}: the schema got its CredentialData", case.name);
     let state = sim.state(TENANT).unwrap();
     let sps: Vec<_> = state["servicePrincipals"]
         .as_array()
@@ -133,6 +134,19 @@ async fn killed_after_the_secrets_put() {
         hold: 1,
         done: |c| c.secrets_puts == 1,
         unrecorded: |s| s.service_principal.is_some() && s.secrets_hash.is_none(),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn killed_after_the_schema_put() {
+    crash_after(Case {
+        name: "schema",
+        method: "PUT",
+        path: "/beta/servicePrincipals/*/synchronization/jobs/*/schema",
+        hold: 1,
+        done: |c| c.schema_puts == 1,
+        unrecorded: |s| s.service_principal.is_some() && s.schema_hash.is_none(),
     })
     .await;
 }

@@ -329,6 +329,7 @@ pub fn job_schema(inner: &mut Inner, ctx: &mut Ctx, key: &str, job_id: &str) -> 
             crate::schema::validate(&body).map_err(GraphError::sync_bad_request)?;
             body.remove("@odata.context");
             s.schemas.insert(job_id.to_owned(), Value::Object(body));
+            inner.log.event(Some(ctx.tenant_id()), Event::SchemaPut);
             Ok(Reply::Empty(StatusCode::NO_CONTENT))
         }
         _ => {
