@@ -352,12 +352,14 @@ pub const INSTANTIATE_GRACE: Duration = Duration::from_secs(10 * 60);
 pub const REPLICATION_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// How long a job creation with an unknown outcome (a timeout or a 5xx) is waited for in the job
-/// list before the job is created (again).
-pub const JOB_CREATE_GRACE: Duration = Duration::from_secs(3 * 60);
+/// list before the job is created (again). The jobs list shows a created job within seconds, so
+/// looking settles it; a longer blind wait only kept profiles in JobsMissing after a fault.
+pub const JOB_CREATE_GRACE: Duration = Duration::from_secs(20);
 
 /// After a start, a job that still reads as stopped is given this long to show it runs before it
-/// is started again (the service warns against starting a running job).
-pub const START_GRACE: Duration = Duration::from_secs(3 * 60);
+/// is started again (the service warns against starting a running job). A started job reads as
+/// scheduled in the next GET.
+pub const START_GRACE: Duration = Duration::from_secs(20);
 
 /// True when `time` (RFC 3339) is less than `grace` before `now`.
 pub fn within(time: Option<&str>, now: Timestamp, grace: Duration) -> bool {
@@ -955,7 +957,7 @@ mod tests {
         });
         st.pending_job_creates.push(crate::api::PendingJobCreate {
             template_id: PASSWORD_HASH_TEMPLATE.into(),
-            since: "2026-11-26T11:58:30Z".into(),
+            since: "2026-11-26T11:59:50Z".into(),
         });
         let p = plan_jobs(&spec(), &[], &st, now());
         assert!(p.create.is_empty(), "{p:?}");
@@ -992,7 +994,7 @@ mod tests {
         st.jobs.push(JobStatus {
             template_id: PROVISIONING_TEMPLATE.into(),
             id: "p".into(),
-            last_start_time: Some("2026-11-26T11:59:30Z".into()),
+            last_start_time: Some("2026-11-26T11:59:50Z".into()),
             ..Default::default()
         });
         assert!(plan_runs(&s, &stopped, &st, now()).is_empty(), "Graph may not show it running yet");
