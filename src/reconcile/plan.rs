@@ -350,12 +350,15 @@ pub const INSTANTIATE_GRACE: Duration = Duration::from_secs(10 * 60);
 pub const REPLICATION_GRACE: Duration = Duration::from_secs(10 * 60);
 
 /// How long a job creation with an unknown outcome (a timeout or a 5xx) is waited for in the job
-/// list before the job is created (again).
-pub const JOB_CREATE_GRACE: Duration = Duration::from_secs(3 * 60);
+/// list before the job is created (again). The jobs list of a service principal is authoritative
+/// within seconds of a creation, so a short look settles it; a longer blind wait only keeps a
+/// profile in `JobsMissing` after the faults stopped.
+pub const JOB_CREATE_GRACE: Duration = Duration::from_secs(20);
 
 /// After a start, a job that still reads as stopped is given this long to show it runs before it
-/// is started again (the service warns against starting a running job).
-pub const START_GRACE: Duration = Duration::from_secs(3 * 60);
+/// is started again (the service warns against starting a running job). A started job reads
+/// `schedule.state: Active` in the next GET, so seconds are enough.
+pub const START_GRACE: Duration = Duration::from_secs(20);
 
 /// True when `time` (RFC 3339) is less than `grace` before `now`.
 pub fn within(time: Option<&str>, now: Timestamp, grace: Duration) -> bool {
@@ -953,7 +956,7 @@ mod tests {
         });
         st.pending_job_creates.push(crate::api::PendingJobCreate {
             template_id: PASSWORD_HASH_TEMPLATE.into(),
-            since: "2026-11-26T11:58:30Z".into(),
+            since: "2026-11-26T11:59:45Z".into(),
         });
         let p = plan_jobs(&spec(), &[], &st, now());
         assert!(p.create.is_empty(), "{p:?}");
@@ -990,11 +993,11 @@ mod tests {
         st.jobs.push(JobStatus {
             template_id: PROVISIONING_TEMPLATE.into(),
             id: "p".into(),
-            last_start_time: Some("2026-11-26T11:59:30Z".into()),
+            last_start_time: Some("2026-11-26T11:59:45Z".into()),
             ..Default::default()
         });
         assert!(plan_runs(&s, &stopped, &st, now()).is_empty(), "Graph may not show it running yet");
-        assert_eq!(plan_runs(&s, &stopped, &st, ts("2026-11-26T12:10:00Z")).len(), 1, "still stopped much later");
+        assert_eq!(plan_runs(&s, &stopped, &st, ts("2026-11-26T12:00:05Z")).len(), 1, "still stopped 20 s later");
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn never_a_second_job_of_a_template() {
             assert_eq!(recorded.recorded_at.as_deref(), Some(at(1).to_string().as_str()));
         }
         // The job list does not show the job yet (replication): wait, never create it twice.
-        let next = plan_at(&c.status, &listed(only_phs.clone()), 60);
+        let next = plan_at(&c.status, &listed(only_phs.clone()), 10);
         assert_eq!(step_names(&next).contains(&"CreateJob"), again, "{answer:?}: {next:?}");
     }
 }
@@ -267,8 +267,9 @@ fn an_unanswered_job_creation_is_waited_for_then_made_again() {
     status.jobs.retain(|j| j.template_id != PROVISIONING_TEMPLATE);
     status.pending_job_creates.push(PendingJobCreate { template_id: PROVISIONING_TEMPLATE.into(), since: T0.into() });
     let seen = listed(vec![job(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
-    assert_eq!(plan_at(&status, &seen, 60), Plan::Converged { jobs_pending: true });
-    assert_eq!(step_names(&plan_at(&status, &seen, 3 * 60)), ["CreateJob"]);
+    assert_eq!(plan_at(&status, &seen, 10), Plan::Converged { jobs_pending: true });
+    assert_eq!(plan_at(&status, &seen, 19), Plan::Converged { jobs_pending: true });
+    assert_eq!(step_names(&plan_at(&status, &seen, 20)), ["CreateJob"]);
     // Listed meanwhile: the intent is cleared and nothing is created.
     let both =
         listed(vec![job(PROVISIONING_TEMPLATE, "Active", "Active"), job(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
@@ -294,7 +295,7 @@ fn starts_are_at_most_once() {
     ];
     for (answer, again) in table {
         let c = run(&step, answer, settled_status(), listed(stopped.clone()), Done::Nothing);
-        let next = plan_at(&c.status, &listed(stopped.clone()), 60);
+        let next = plan_at(&c.status, &listed(stopped.clone()), 10);
         assert_eq!(step_names(&next) == ["StartJob"], again, "{answer:?}: {next:?}");
         // Long after, a job that still reads as stopped is started again.
         assert_eq!(step_names(&plan_at(&c.status, &listed(stopped.clone()), 10 * 60)), ["StartJob"], "{answer:?}");

@@ -429,12 +429,12 @@ mod tests {
         let c = conditions(&spec(), &f, &[js(PROVISIONING_TEMPLATE, "Active", "Active")]);
         let m = &get(&c, types::JOBS_RUNNING).message;
         assert!(m.contains("AD2AADPasswordHash (its creation at 2026-11-26T12:00:00.123456Z got no answer"), "{m}");
-        assert!(m.contains("until 2026-11-26T12:03:00Z, then it is created again"), "{m}");
+        assert!(m.contains("until 2026-11-26T12:00:20Z, then it is created again"), "{m}");
         let mut started = js(PROVISIONING_TEMPLATE, "Disabled", "NotRun");
         started.last_start_time = Some("2026-11-26T12:00:00Z".into());
         let c = conditions(&spec(), &facts(), &[started, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
         let m = &get(&c, types::JOBS_RUNNING).message;
-        assert!(m.ends_with("started at 2026-11-26T12:00:00Z, it is started again if Graph does not show it running by 2026-11-26T12:03:00Z"), "{m}");
+        assert!(m.ends_with("started at 2026-11-26T12:00:00Z, it is started again if Graph does not show it running by 2026-11-26T12:00:20Z"), "{m}");
     }
 
     fn js(template: &str, state: &str, code: &str) -> JobStatus {
