@@ -289,6 +289,8 @@ async fn a_fault_storm_leaves_no_duplicate_no_early_retry_and_converges_after_it
     }
     let mut token_outage = None;
     let mut kills = 0u32;
+    // Wall-clock moments of the kills, to set beside the calls' times.
+    let mut killed_at: Vec<String> = Vec::new();
     let mut self_exits: Vec<String> = Vec::new();
     let mut running = true;
     let mut outage_started = None;
@@ -356,6 +358,7 @@ async fn a_fault_storm_leaves_no_duplicate_no_early_retry_and_converges_after_it
                         tokio::task::block_in_place(|| op.kill());
                         running = false;
                         kills += 1;
+                        killed_at.push(jiff::Timestamp::now().to_string());
                     }
                 }
                 Step::Restart => {
@@ -431,7 +434,7 @@ async fn a_fault_storm_leaves_no_duplicate_no_early_retry_and_converges_after_it
         calls.iter().filter(|c| c.api == "graph").count(),
         counters.token_requests
     );
-    eprintln!("  operator SIGKILLs                     {kills:>5}");
+    eprintln!("  operator SIGKILLs                     {kills:>5} at {killed_at:?}");
     eprintln!("  operator exits on its own             {:>5} {self_exits:?}", self_exits.len());
     eprintln!("  kube-apiserver outage                 {:>5.1} s", outage.as_secs_f64());
     eprintln!("  token endpoint outage                  10 s (20 s to 30 s of the storm)");
@@ -557,7 +560,16 @@ async fn a_fault_storm_leaves_no_duplicate_no_early_retry_and_converges_after_it
     assert_eq!(restart_jobs.len(), 2, "b1 had both jobs when its restart was requested: {restart_jobs:?}");
     for job in &restart_jobs {
         let n = calls.iter().filter(|c| restart_carried_out(c, job)).count();
-        assert_eq!(n, 1, "b1: job {job} restarted {n} times for request {restart_id} (STORM_SEED={seed})");
+        let tried: Vec<String> = calls
+            .iter()
+            .filter(|c| c.path.ends_with(&format!("/jobs/{job}/restart")))
+            .map(|c| format!("{} -> {} {:?}", c.time, c.status, c.fault))
+            .collect();
+        assert_eq!(
+            n, 1,
+            "b1: job {job} restarted {n} times for one request {restart_id} (STORM_SEED={seed}): a restart must be \
+             carried out at most once per request id; restart calls: {tried:#?}; kills at {killed_at:?}"
+        );
     }
     // The scope change owes at most one restart per job.
     for job in &scope_jobs {
