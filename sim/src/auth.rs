@@ -113,6 +113,19 @@ impl AadError {
         )
     }
 
+    /// An injected token-endpoint failure (`api=token` rule): `temporarily_unavailable`, the
+    /// OAuth error for a server that cannot answer now, with the rule's status.
+    fn outage(rule: &super::faults::FaultRule) -> Self {
+        let status = match rule.kind {
+            super::faults::FaultKind::Status { status, .. } => {
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let description = rule.message.clone().unwrap_or_else(|| "The service is temporarily unavailable.".into());
+        Self::new(status, "temporarily_unavailable", 90033, description)
+    }
+
     pub fn unknown_tenant(tenant: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -360,8 +373,31 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = Timestamp::now();
     let mut meta = CallMeta::token();
+    let path = format!("/{tenant_id}/oauth2/v2.0/token");
+    let (outage, latency_ms) = sim.lock().faults.token_endpoint(&tenant_id, &path);
+    if latency_ms > 0 || outage.is_some() {
+        sim.lock().log.event(Some(&tenant_id), super::calls::Event::FaultInjected);
+    }
+    if latency_ms > 0 {
+        meta.fault = Some("latency".into());
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    }
+    let now = Timestamp::now();
+    if let Some(rule) = outage {
+        meta.fault = Some("status".into());
+        if sim.lock().dir.tenant(&tenant_id).is_some() {
+            meta.tenant = Some(tenant_id.clone());
+        }
+        let mut response = AadError::outage(&rule).to_response(now);
+        if let super::faults::FaultKind::Status { retry_after: Some(secs), .. } = rule.kind
+            && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response.extensions_mut().insert(meta);
+        return response;
+    }
     let mut inner = sim.lock();
     let outcome = match inner.dir.tenant(&tenant_id) {
         None => Err((AadError::unknown_tenant(&tenant_id), None)),

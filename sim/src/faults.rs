@@ -25,8 +25,20 @@ pub struct FaultSpec {
     /// Apply to the next N matching calls only; absent means every matching call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
-    /// `status`, `body`, `latency`, `instantiate-404-after-create`, `not-found-after-create`,
-    /// `forbidden-after-create` or `list-lag`.
+    /// Probability (0 to 1) that the rule hits a matching call; absent means always. Drawn from
+    /// the rule's own seeded generator, so a run with the same calls in the same order repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<f64>,
+    /// Seed of the rule's generator for `p` (default: the rule's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// `graph` (default) or `token`: the token endpoint (`POST /{tenant}/oauth2/v2.0/token`) is
+    /// hit only by `api=token` rules, which may be `status` or `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// `status`, `body`, `latency`, `delay-response`, `performed-504`,
+    /// `instantiate-404-after-create`, `not-found-after-create`, `forbidden-after-create` or
+    /// `list-lag`.
     pub kind: String,
     /// HTTP status for `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +98,9 @@ pub enum FaultKind {
     DelayResponse {
         ms: u64,
     },
+    /// The call is carried out, then answered 504 `GatewayTimeout` with Graph's envelope: a
+    /// gateway that gave up on a backend that finished the write anyway.
+    Performed504,
     Instantiate404AfterCreate,
     NotFoundAfterCreate {
         seconds: f64,
@@ -118,6 +133,7 @@ impl FaultKind {
             Self::Status { .. } => "status",
             Self::Latency { .. } => "latency",
             Self::DelayResponse { .. } => "delay-response",
+            Self::Performed504 => "performed-504",
             Self::Instantiate404AfterCreate => "instantiate-404-after-create",
             Self::NotFoundAfterCreate { .. } => "not-found-after-create",
             Self::ForbiddenAfterCreate { .. } => "forbidden-after-create",
@@ -128,7 +144,11 @@ impl FaultKind {
 
     fn deferred(&self) -> Option<Deferred> {
         match self {
-            Self::Status { .. } | Self::Body { .. } | Self::Latency { .. } | Self::DelayResponse { .. } => None,
+            Self::Status { .. }
+            | Self::Body { .. }
+            | Self::Latency { .. }
+            | Self::DelayResponse { .. }
+            | Self::Performed504 => None,
             Self::Instantiate404AfterCreate => Some(Deferred::Instantiate404),
             Self::NotFoundAfterCreate { .. } => Some(Deferred::NotFoundWindow),
             Self::ForbiddenAfterCreate { .. } => Some(Deferred::ForbiddenWindow),
@@ -158,6 +178,10 @@ pub struct FaultRule {
     pub kind: FaultKind,
     pub code: Option<String>,
     pub message: Option<String>,
+    /// Hits the token endpoint (and only it).
+    pub token_endpoint: bool,
+    p: Option<f64>,
+    rng: u64,
     spec: FaultSpec,
 }
 
@@ -178,11 +202,11 @@ impl FaultSpec {
             };
             let value = value.trim();
             let json = match key {
-                "times" | "status" | "retryAfter" | "ms" | "bytes" => {
+                "times" | "status" | "retryAfter" | "ms" | "bytes" | "seed" => {
                     Value::from(value.parse::<u64>().map_err(|_| format!("{key}: '{value}' is not a whole number"))?)
                 }
-                "seconds" => {
-                    Value::from(value.parse::<f64>().map_err(|_| format!("seconds: '{value}' is not a number"))?)
+                "seconds" | "p" => {
+                    Value::from(value.parse::<f64>().map_err(|_| format!("{key}: '{value}' is not a number"))?)
                 }
                 _ => Value::from(value),
             };
@@ -212,6 +236,7 @@ impl FaultSpec {
             "delay-response" => {
                 FaultKind::DelayResponse { ms: self.ms.ok_or("kind delay-response needs ms")?.min(600_000) }
             }
+            "performed-504" => FaultKind::Performed504,
             "instantiate-404-after-create" => FaultKind::Instantiate404AfterCreate,
             "not-found-after-create" => FaultKind::NotFoundAfterCreate { seconds: seconds()? },
             "forbidden-after-create" => FaultKind::ForbiddenAfterCreate { seconds: seconds()? },
@@ -236,6 +261,19 @@ impl FaultSpec {
         if self.times == Some(0) {
             return Err("times must be at least 1".to_owned());
         }
+        if let Some(p) = self.p
+            && !(p.is_finite() && (0.0..=1.0).contains(&p))
+        {
+            return Err("p must be a probability between 0 and 1".to_owned());
+        }
+        let token_endpoint = match self.api.as_deref().map(str::trim) {
+            None | Some("") | Some("graph") => false,
+            Some("token") => true,
+            Some(other) => return Err(format!("unknown api '{other}' (graph or token)")),
+        };
+        if token_endpoint && !matches!(kind, FaultKind::Status { .. } | FaultKind::Latency { .. }) {
+            return Err(format!("kind {} does not apply to the token endpoint (status or latency)", kind.name()));
+        }
         Ok(FaultRule {
             id,
             tenant: wildcard(self.tenant.clone()),
@@ -245,6 +283,9 @@ impl FaultSpec {
             kind,
             code: self.code.clone(),
             message: self.message.clone(),
+            token_endpoint,
+            p: self.p,
+            rng: self.seed.unwrap_or(id),
             spec: self,
         })
     }
@@ -261,6 +302,19 @@ impl FaultRule {
             && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path.as_deref().is_none_or(|g| glob_match(g, path))
             && self.remaining != Some(0)
+    }
+
+    /// Whether the rule hits this matching call: always without `p`, else a draw from its own
+    /// generator (splitmix64), so a run repeats from its seed.
+    fn fires(&mut self) -> bool {
+        let Some(p) = self.p else { return true };
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // The top 53 bits as a uniform number in [0, 1).
+        ((z >> 11) as f64) / ((1u64 << 53) as f64) < p
     }
 
     /// The rule as JSON for `GET /_sim/faults`.
@@ -365,34 +419,78 @@ impl FaultSet {
         }
     }
 
-    /// Rules applied around routing: the first matching `status` or `body` rule (which answers the call),
-    /// every matching `latency` rule (summed, before the call) and every matching `delay-response`
-    /// rule (summed, after the call). Consumes `times` of what it returns.
-    pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> (Option<FaultRule>, u64, u64) {
-        let mut status = None;
-        let mut latency = 0u64;
-        let mut delay_response = 0u64;
-        for rule in &mut self.rules {
-            if !rule.matches(tenant, method, path) {
+    /// Rules applied around routing of a Graph call: the first matching `status` or `body` rule
+    /// that fires (which answers the call), every matching `latency` rule (summed, before the
+    /// call), every matching `delay-response` rule (summed, after the call) and the first
+    /// `performed-504` rule (unless a `status`/`body` rule answers first). Consumes `times` of
+    /// what it returns.
+    pub fn before_routing(&mut self, tenant: Option<&str>, method: &str, path: &str) -> Before {
+        let mut out = Before::default();
+        let mut performed = None;
+        for (i, rule) in self.rules.iter_mut().enumerate() {
+            if rule.token_endpoint || !rule.matches(tenant, method, path) {
+                continue;
+            }
+            let candidate = match rule.kind {
+                FaultKind::Latency { .. } | FaultKind::DelayResponse { .. } => true,
+                FaultKind::Status { .. } | FaultKind::Body { .. } => out.answer.is_none(),
+                FaultKind::Performed504 => performed.is_none(),
+                _ => false,
+            };
+            if !candidate || !rule.fires() {
                 continue;
             }
             match rule.kind {
                 FaultKind::Latency { ms } => {
-                    latency = latency.saturating_add(ms);
+                    out.latency_ms = out.latency_ms.saturating_add(ms);
                     Self::consume(rule);
                 }
                 FaultKind::DelayResponse { ms } => {
-                    delay_response = delay_response.saturating_add(ms);
+                    out.delay_response_ms = out.delay_response_ms.saturating_add(ms);
                     Self::consume(rule);
                 }
-                FaultKind::Status { .. } | FaultKind::Body { .. } if status.is_none() => {
+                FaultKind::Performed504 => performed = Some(i),
+                _ => {
                     Self::consume(rule);
-                    status = Some(rule.clone());
+                    out.answer = Some(rule.clone());
                 }
-                _ => {}
             }
         }
-        (status, latency, delay_response)
+        if out.answer.is_none()
+            && let Some(rule) = performed.and_then(|i| self.rules.get_mut(i))
+        {
+            Self::consume(rule);
+            out.performed_504 = true;
+        }
+        out
+    }
+
+    /// Rules for a token request (`api=token`): the first matching `status` rule that fires and
+    /// the summed `latency`. Consumes `times` of what it returns.
+    pub fn token_endpoint(&mut self, tenant: &str, path: &str) -> (Option<FaultRule>, u64) {
+        let mut status = None;
+        let mut latency = 0u64;
+        for rule in &mut self.rules {
+            if !rule.token_endpoint || !rule.matches(Some(tenant), "POST", path) {
+                continue;
+            }
+            let candidate = match rule.kind {
+                FaultKind::Latency { .. } => true,
+                FaultKind::Status { .. } => status.is_none(),
+                _ => false,
+            };
+            if !candidate || !rule.fires() {
+                continue;
+            }
+            if let FaultKind::Latency { ms } = rule.kind {
+                latency = latency.saturating_add(ms);
+                Self::consume(rule);
+            } else {
+                Self::consume(rule);
+                status = Some(rule.clone());
+            }
+        }
+        (status, latency)
     }
 
     /// The first matching rule of kind `which` for which `applies(rule)` holds; consumes it.
@@ -408,6 +506,9 @@ impl FaultSet {
             .rules
             .iter_mut()
             .find(|r| r.kind.deferred() == Some(which) && r.matches(tenant, method, path) && applies(&r.kind))?;
+        if !rule.fires() {
+            return None;
+        }
         Self::consume(rule);
         Some(rule.clone())
     }
@@ -432,6 +533,17 @@ impl FaultSet {
             Self::consume(rule);
         }
     }
+}
+
+/// What [`FaultSet::before_routing`] found for one Graph call.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    /// A `status` or `body` rule that answers in place of the call.
+    pub answer: Option<FaultRule>,
+    pub latency_ms: u64,
+    pub delay_response_ms: u64,
+    /// Carry the call out, then answer 504.
+    pub performed_504: bool,
 }
 
 /// Who got a `Retry-After` for what: (tenant, client, method, path).
@@ -577,9 +689,9 @@ mod tests {
         let mut set = FaultSet::default();
         set.add(FaultSpec::parse_cli("kind=body,body=truncated,times=1").unwrap()).unwrap();
         set.add(FaultSpec::parse_cli("kind=status,status=500,times=1").unwrap()).unwrap();
-        let (first, ..) = set.before_routing(None, "GET", "/beta/x");
+        let first = set.before_routing(None, "GET", "/beta/x").answer;
         assert_eq!(first.map(|r| r.kind), Some(FaultKind::Body { status: 200, body: BadBody::Truncated }));
-        let (second, ..) = set.before_routing(None, "GET", "/beta/x");
+        let second = set.before_routing(None, "GET", "/beta/x").answer;
         assert_eq!(second.map(|r| r.kind.name()), Some("status"));
     }
 
@@ -603,16 +715,69 @@ mod tests {
         set.add(FaultSpec::parse_cli("kind=latency,ms=5").unwrap()).unwrap();
         set.add(FaultSpec::parse_cli("kind=latency,ms=7,method=POST").unwrap()).unwrap();
         set.add(FaultSpec::parse_cli("kind=delay-response,ms=9,method=POST,times=1").unwrap()).unwrap();
-        let (s, l, d) = set.before_routing(Some("t"), "POST", "/beta/a");
-        assert_eq!(s.map(|r| r.kind), Some(FaultKind::Status { status: 503, retry_after: None }));
-        assert_eq!((l, d), (12, 9));
-        assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_some());
-        assert!(set.before_routing(Some("t"), "GET", "/beta/a").0.is_none(), "times=2 exhausted");
-        assert!(set.before_routing(Some("t"), "GET", "/v1.0/a").0.is_none());
-        assert_eq!(set.before_routing(Some("t"), "POST", "/beta/a").2, 0, "delay-response times=1 exhausted");
+        let b = set.before_routing(Some("t"), "POST", "/beta/a");
+        assert_eq!(b.answer.map(|r| r.kind), Some(FaultKind::Status { status: 503, retry_after: None }));
+        assert_eq!((b.latency_ms, b.delay_response_ms), (12, 9));
+        assert!(set.before_routing(Some("t"), "GET", "/beta/a").answer.is_some());
+        assert!(set.before_routing(Some("t"), "GET", "/beta/a").answer.is_none(), "times=2 exhausted");
+        assert!(set.before_routing(Some("t"), "GET", "/v1.0/a").answer.is_none());
+        assert_eq!(
+            set.before_routing(Some("t"), "POST", "/beta/a").delay_response_ms,
+            0,
+            "delay-response times=1 exhausted"
+        );
         assert_eq!(set.list().len(), 4);
         assert!(set.remove(1));
         assert!(!set.remove(1));
+    }
+
+    #[test]
+    fn performed_504_yields_to_an_answering_rule_and_keeps_its_times() {
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=performed-504,method=POST,times=1").unwrap()).unwrap();
+        let id = set.add(FaultSpec::parse_cli("kind=status,status=503,times=1").unwrap()).unwrap();
+        let b = set.before_routing(Some("t"), "POST", "/beta/x");
+        assert!(b.answer.is_some() && !b.performed_504, "a call answered before processing is not performed");
+        assert!(set.remove(id));
+        assert!(!set.before_routing(Some("t"), "GET", "/beta/x").performed_504, "method=POST");
+        assert!(set.before_routing(Some("t"), "POST", "/beta/x").performed_504);
+        assert!(!set.before_routing(Some("t"), "POST", "/beta/x").performed_504, "times=1 exhausted");
+    }
+
+    #[test]
+    fn probability_is_seeded_and_roughly_p() {
+        let hits = |seed: u64| {
+            let mut set = FaultSet::default();
+            set.add(FaultSpec::parse_cli(&format!("kind=status,status=503,p=0.2,seed={seed}")).unwrap()).unwrap();
+            (0..2000).map(|_| set.before_routing(None, "GET", "/beta/x").answer.is_some()).collect::<Vec<_>>()
+        };
+        let a = hits(7);
+        assert_eq!(a, hits(7), "same seed, same draws");
+        assert_ne!(a, hits(8));
+        let n = a.iter().filter(|h| **h).count();
+        assert!((300..500).contains(&n), "about 20 % of 2000: {n}");
+        let rule = |s: &str| FaultSpec::parse_cli(s).and_then(|f| f.into_rule(1));
+        assert!(rule("kind=latency,ms=1,p=1.5").is_err());
+        assert!(rule("kind=latency,ms=1,p=-0.1").is_err());
+        assert!(rule("kind=latency,ms=1,p=x").is_err());
+        let mut never = FaultSet::default();
+        never.add(FaultSpec::parse_cli("kind=status,status=500,p=0,times=1").unwrap()).unwrap();
+        assert!((0..100).all(|_| never.before_routing(None, "GET", "/x").answer.is_none()));
+        assert_eq!(never.list()[0]["remaining"], 1, "a rule that does not fire keeps its times");
+    }
+
+    #[test]
+    fn token_endpoint_rules_apply_there_only() {
+        let rule = |s: &str| FaultSpec::parse_cli(s).and_then(|f| f.into_rule(1));
+        assert!(rule("kind=performed-504,api=token").is_err());
+        assert!(rule("kind=status,status=503,api=nope").is_err());
+        let mut set = FaultSet::default();
+        set.add(FaultSpec::parse_cli("kind=status,status=503,api=token,tenant=T1").unwrap()).unwrap();
+        set.add(FaultSpec::parse_cli("kind=latency,ms=4").unwrap()).unwrap();
+        assert!(set.before_routing(Some("t1"), "GET", "/beta/x").answer.is_none(), "not a Graph rule");
+        let (status, latency) = set.token_endpoint("t1", "/t1/oauth2/v2.0/token");
+        assert_eq!((status.map(|r| r.kind.name()), latency), (Some("status"), 0), "Graph latency not applied");
+        assert!(set.token_endpoint("t2", "/t2/oauth2/v2.0/token").0.is_none());
     }
 
     #[test]

@@ -31,4 +31,5 @@ mod safety;
 mod schema;
 #[cfg(feature = "sim")]
 mod sim_cli;
+mod storm;
 mod testenv;

@@ -349,7 +349,7 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
     let method = parts.method.as_str().to_owned();
     let throttle_scope = format!("Tenant_Application/ReadWrite/{}/{tenant}", principal.client_id);
 
-    let (status_rule, latency_ms, delay_response_ms) = {
+    let (status_rule, latency_ms, delay_response_ms, performed_504) = {
         let mut inner = sim.lock();
         let key =
             (tenant.to_ascii_lowercase(), principal.client_id.to_ascii_lowercase(), method.clone(), raw_path.clone());
@@ -362,7 +362,8 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
             meta.fault = Some("early-retry".into());
             return GraphError::throttled(None, Some(secs), &throttle_scope).into_response();
         }
-        let (status_rule, latency, delay_response) = inner.faults.before_routing(Some(&tenant), &method, &raw_path);
+        let before = inner.faults.before_routing(Some(&tenant), &method, &raw_path);
+        let (status_rule, latency, delay_response) = (before.answer, before.latency_ms, before.delay_response_ms);
         if let Some(rule) = &status_rule {
             inner.log.event(Some(&tenant), Event::FaultInjected);
             if let FaultKind::Status { status, retry_after } = rule.kind {
@@ -374,10 +375,10 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
                 }
             }
         }
-        if latency > 0 || delay_response > 0 {
+        if latency > 0 || delay_response > 0 || before.performed_504 {
             inner.log.event(Some(&tenant), Event::FaultInjected);
         }
-        (status_rule, latency, delay_response)
+        (status_rule, latency, delay_response, before.performed_504)
     };
     if latency_ms > 0 {
         meta.fault = Some("latency".into());
@@ -447,6 +448,11 @@ async fn handle(sim: &Shared, req: Request, meta: &mut CallMeta) -> Response {
         // The state change above has happened; only the answer waits.
         meta.fault = Some("delay-response".into());
         tokio::time::sleep(Duration::from_millis(delay_response_ms)).await;
+    }
+    if performed_504 {
+        // Carried out above, whatever its outcome; the client only hears the gateway give up.
+        meta.fault = Some("performed-504".into());
+        return GraphError::for_status(StatusCode::GATEWAY_TIMEOUT).into_response();
     }
     match result {
         Ok(Reply::Json(status, body)) => envelope::json_response(status, &body),

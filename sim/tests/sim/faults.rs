@@ -270,6 +270,100 @@ async fn delay_response_applies_the_write_before_answering() {
 }
 
 #[tokio::test]
+async fn performed_504_carries_the_write_out_then_answers_gateway_timeout() {
+    let env = start().await;
+    let t = env.token().await;
+    env.sim
+        .add_fault(spec("kind=performed-504,method=POST,path=/beta/applicationTemplates/*/instantiate,times=1"))
+        .unwrap();
+    let path = format!("/beta/applicationTemplates/{TEMPLATE}/instantiate");
+    let r = env.post(&t, &path, Some(json!({"displayName": "gateway.contoso.com"}))).await;
+    assert_envelope(&r, 504, "GatewayTimeout");
+    // The write happened: the service principal and its application exist and are listed.
+    assert_eq!(env.sim.counters().instantiates, 1);
+    let state = env.sim.state(TENANT).unwrap();
+    let sps: Vec<&str> = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["displayName"] == "gateway.contoso.com")
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(sps.len(), 1, "{state}");
+    let sp = sps[0].to_owned();
+    let listed = env.get(&t, &format!("/beta/servicePrincipals/{sp}")).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    // A job creation under it, answered 504 too, is there in the next list.
+    env.sim
+        .add_fault(spec("kind=performed-504,method=POST,path=/beta/servicePrincipals/*/synchronization/jobs"))
+        .unwrap();
+    let r = env
+        .post(
+            &t,
+            &format!("/beta/servicePrincipals/{sp}/synchronization/jobs"),
+            Some(json!({"templateId": "AD2AADProvisioning"})),
+        )
+        .await;
+    assert_envelope(&r, 504, "GatewayTimeout");
+    let jobs = env.get(&t, &format!("/beta/servicePrincipals/{sp}/synchronization/jobs")).await;
+    assert_eq!(jobs.status, 200, "GETs are not hit by a method=POST rule");
+    assert_eq!(jobs.body["value"].as_array().map(Vec::len), Some(1), "{}", jobs.text);
+    let calls = env.sim.calls();
+    let hit: Vec<(u16, Option<&str>)> = calls
+        .iter()
+        .filter(|c| c.method == "POST" && c.api == "graph")
+        .map(|c| (c.status, c.fault.as_deref()))
+        .collect();
+    assert_eq!(hit, [(504, Some("performed-504")), (504, Some("performed-504"))]);
+    assert_eq!(env.sim.counters().faults_injected, 2);
+}
+
+#[tokio::test]
+async fn probability_hits_about_that_share_of_calls_and_repeats_from_its_seed() {
+    let env = start().await;
+    let t = env.token().await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let id = env
+            .sim
+            .add_fault(spec("kind=status,status=503,retryAfter=0,p=0.3,seed=42,path=/beta/organization"))
+            .unwrap();
+        let mut statuses = Vec::new();
+        for _ in 0..100 {
+            statuses.push(env.get(&t, "/beta/organization").await.status);
+        }
+        assert!(env.sim.remove_fault(id));
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1], "the same seed draws the same calls");
+    let hit = runs[0].iter().filter(|s| **s == 503).count();
+    assert!((10..55).contains(&hit), "about 30 of 100: {hit}");
+    assert!(runs[0].iter().all(|s| *s == 200 || *s == 503));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_refuses_tokens_and_leaves_graph_alone() {
+    let env = start().await;
+    let t = env.token().await;
+    let id =
+        env.sim.add_fault(spec(&format!("api=token,tenant={TENANT},kind=status,status=503,retryAfter=2"))).unwrap();
+    let form =
+        [("grant_type", "client_credentials"), ("client_id", CLIENT), ("client_secret", SECRET), ("scope", SCOPE)];
+    let r = env.token_response(TENANT, &form).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["error"], "temporarily_unavailable");
+    assert_eq!(r.header("retry-after"), Some("2"));
+    assert!(r.body.get("access_token").is_none());
+    // Graph still answers a token issued before the outage.
+    assert_eq!(env.get(&t, "/beta/organization").await.status, 200);
+    assert!(env.sim.remove_fault(id));
+    assert_eq!(env.token_response(TENANT, &form).await.status, 200, "the outage ended with its rule");
+    let token_calls: Vec<(u16, Option<String>)> =
+        env.sim.calls().into_iter().filter(|c| c.api == "token").map(|c| (c.status, c.fault)).collect();
+    assert_eq!(token_calls[1..], [(503, Some("status".to_string())), (200, None)]);
+}
+
+#[tokio::test]
 async fn the_call_log_reads_as_text_for_people() {
     let env = start().await;
     let t = env.token().await;
