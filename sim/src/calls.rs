@@ -58,6 +58,9 @@ pub struct Counters {
     pub job_pauses: u64,
     pub secrets_puts: u64,
     pub organization_patches: u64,
+    /// PATCHes of a service principal (its tags).
+    #[serde(default)]
+    pub service_principal_patches: u64,
     pub deletes: u64,
     /// Service principals beyond the first per (applicationTemplateId, displayName), now.
     pub duplicate_service_principals: u64,
@@ -85,6 +88,7 @@ pub enum Event {
     JobPause,
     SecretsPut,
     OrganizationPatch,
+    ServicePrincipalPatch,
     Delete,
 }
 
@@ -103,6 +107,7 @@ impl Counters {
             Event::JobPause => &mut self.job_pauses,
             Event::SecretsPut => &mut self.secrets_puts,
             Event::OrganizationPatch => &mut self.organization_patches,
+            Event::ServicePrincipalPatch => &mut self.service_principal_patches,
             Event::Delete => &mut self.deletes,
         };
         *c += 1;
