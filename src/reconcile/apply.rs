@@ -60,6 +60,7 @@ async fn converge(pass: &mut Pass) -> Result<Action, Error> {
     let spec = pass.profile.spec.clone();
     let mut seen = Observed {
         schema_check_due: pass.ctx.schemas.check_due(&pass.key(), pass.ctx.settings.schema_drift_interval),
+        owner: Some(super::ownership::Owner::of(&pass.profile, &pass.ctx.settings.cluster_id)),
         ..Default::default()
     };
     let graph = match observe::connect(pass).await? {
