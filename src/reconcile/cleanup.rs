@@ -27,6 +27,7 @@ pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Resul
     if result.is_ok() {
         ctx.metrics.profile_ready(&key, None);
         ctx.coordination.release_claims(&key);
+        ctx.coordination.forget_owner(&key);
     }
     result
 }

@@ -31,6 +31,8 @@ pub struct Owner {
     pub me: String,
     /// The owner the profile's take-ownership annotation names, if any.
     pub take_over: Option<String>,
+    /// This process already read the tag and found it names `me`: status alone may be trusted.
+    pub checked: bool,
 }
 
 impl Owner {
@@ -47,7 +49,7 @@ impl Owner {
             .and_then(|a| a.get(TAKE_OWNERSHIP_ANNOTATION))
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty());
-        Self { me, take_over }
+        Self { me, take_over, checked: false }
     }
 }
 
@@ -72,18 +74,21 @@ pub fn tags_without_owner(tags: &[String]) -> Vec<String> {
 }
 
 /// Before anything is written on a recorded configuration: `None` when this profile is its
-/// recorded owner (or the pass enforces no owner); otherwise read the tags, then record the
-/// owner, claim it, or refuse it. A configuration with no owner tag, created or adopted, is claimed.
+/// recorded owner and this process has checked the tag once (or the pass enforces no owner);
+/// otherwise read the tags, then record the owner, claim it, or refuse it. A configuration with
+/// no owner tag, created or adopted, is claimed.
 pub fn plan_ownership(status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Option<Plan> {
     let owner = seen.owner.as_ref()?;
     let sp = status.service_principal.as_ref()?;
-    if sp.owner.as_deref() == Some(owner.me.as_str()) {
+    let recorded = sp.owner.as_deref() == Some(owner.me.as_str());
+    if recorded && owner.checked {
         return None;
     }
     let Some(held) = seen.service_principal.as_ref().filter(|s| s.id == sp.id) else {
         return Some(Plan::Read(Read::ServicePrincipal { id: sp.id.clone(), eventual: eventual(status, now) }));
     };
     let step = match owner_of(&held.tags) {
+        Some(o) if o == owner.me && recorded => return None,
         Some(o) if o == owner.me => Step::RecordOwner { owner: owner.me.clone() },
         Some(o) if owner.take_over.as_deref() != Some(o) => {
             return Some(Plan::Blocked {
@@ -135,7 +140,7 @@ mod tests {
 
     fn seen(tags: Option<&[&str]>, take_over: Option<&str>) -> Observed {
         Observed {
-            owner: Some(Owner { me: ME.into(), take_over: take_over.map(Into::into) }),
+            owner: Some(Owner { me: ME.into(), take_over: take_over.map(Into::into), checked: true }),
             service_principal: tags.map(|t| ServicePrincipal {
                 id: "sp".into(),
                 tags: t.iter().map(|s| s.to_string()).collect(),
@@ -164,8 +169,20 @@ mod tests {
     }
 
     #[test]
-    fn a_recorded_owner_costs_no_read() {
+    fn a_recorded_owner_costs_no_read_once_the_process_checked_it() {
         assert_eq!(plan_ownership(&status(Some(ME)), &seen(None, None), now()), None);
+        // A new process reads the tag once more: another install may have taken it over meanwhile.
+        let mut fresh = seen(None, None);
+        fresh.owner.as_mut().unwrap().checked = false;
+        assert!(matches!(plan_ownership(&status(Some(ME)), &fresh, now()), Some(Plan::Read(_))));
+        let tag = format!("{OWNER_TAG_PREFIX}{ME}");
+        let mut ours = seen(Some(&[tag.as_str()]), None);
+        ours.owner.as_mut().unwrap().checked = false;
+        assert_eq!(plan_ownership(&status(Some(ME)), &ours, now()), None, "still ours: nothing to write");
+        let other = format!("{OWNER_TAG_PREFIX}{OTHER}");
+        let mut taken = seen(Some(&[other.as_str()]), None);
+        taken.owner.as_mut().unwrap().checked = false;
+        assert!(matches!(plan_ownership(&status(Some(ME)), &taken, now()), Some(Plan::Blocked { .. })));
         // Without an identity (planner tests of other rules) nothing is enforced.
         assert_eq!(plan_ownership(&status(None), &Observed::default(), now()), None);
         assert_eq!(plan_ownership(&CloudSyncProfileStatus::default(), &seen(None, None), now()), None);

@@ -665,7 +665,7 @@ fn owned_by(owner: &str) -> ServicePrincipal {
 }
 
 fn as_me(mut seen: Observed) -> Observed {
-    seen.owner = Some(super::ownership::Owner { me: ME.into(), take_over: None });
+    seen.owner = Some(super::ownership::Owner { me: ME.into(), take_over: None, checked: true });
     seen
 }
 
