@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// Namespace of the Lease; defaults to the pod's namespace (POD_NAMESPACE).
     #[arg(long, env = "CLOUDSYNC_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Names this cluster in the owner tag recorded on each service principal
+    /// (`cloudsync-operator:<cluster-id>/<namespace>/<name>`); the kube-system namespace's uid when
+    /// unset, or `default` when that cannot be read.
+    #[arg(long, env = "CLOUDSYNC_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
     /// Seconds a leader holds the lease without renewing it.
     #[arg(long, env = "CLOUDSYNC_LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
@@ -266,6 +271,7 @@ pub fn context(
     args: &RunArgs,
     metrics: Arc<Metrics>,
     is_leader: reconcile::IsLeader,
+    cluster_id: String,
 ) -> Result<Context, RunError> {
     let graph = GraphClient::with_observer(
         ClientConfig {
@@ -286,6 +292,7 @@ pub fn context(
         per_tenant_concurrency: args.tenant_concurrency.max(1),
         workload_identity: WorkloadIdentityConfig::from_env(args.allow_workload_identity),
         schema_drift_interval: Duration::from_secs(args.schema_drift_seconds.max(1)),
+        cluster_id,
     };
     Ok(Context::new(client, graph, recorder, settings, metrics, is_leader))
 }
@@ -357,7 +364,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Leadership::always()
     };
     let leading = leadership.receiver();
-    let ctx = Arc::new(context(client.clone(), &args, metrics, Arc::new(move || leader::is_leading(&leading)))?);
+    let cluster_id = startup::cluster_id(&client, args.cluster_id.as_deref()).await;
+    info!(cluster_id = %cluster_id, "owner tags name this cluster");
+    let ctx =
+        Arc::new(context(client.clone(), &args, metrics, Arc::new(move || leader::is_leading(&leading)), cluster_id)?);
     info!(
         graph = args.graph_url.as_ref().map(|u| u.as_str()).unwrap_or("national cloud"),
         namespaces = ?args.namespaces,

@@ -60,6 +60,9 @@ pub struct Counters {
     /// Job schemas replaced (`PUT .../schema`).
     pub schema_puts: u64,
     pub organization_patches: u64,
+    /// PATCHes of a service principal (its tags).
+    #[serde(default)]
+    pub service_principal_patches: u64,
     pub deletes: u64,
     /// Service principals beyond the first per (applicationTemplateId, displayName), now.
     pub duplicate_service_principals: u64,
@@ -88,6 +91,7 @@ pub enum Event {
     SecretsPut,
     SchemaPut,
     OrganizationPatch,
+    ServicePrincipalPatch,
     Delete,
 }
 
@@ -107,6 +111,7 @@ impl Counters {
             Event::SecretsPut => &mut self.secrets_puts,
             Event::SchemaPut => &mut self.schema_puts,
             Event::OrganizationPatch => &mut self.organization_patches,
+            Event::ServicePrincipalPatch => &mut self.service_principal_patches,
             Event::Delete => &mut self.deletes,
         };
         *c += 1;

@@ -108,6 +108,8 @@ pub struct ServicePrincipal {
     pub secrets: Vec<(String, String)>,
     /// Schemas PUT per job id; absent means the template's default.
     pub schemas: BTreeMap<String, Value>,
+    /// The `tags` string collection (PATCH replaces it whole).
+    pub tags: Vec<String>,
     pub seq: u64,
 }
 
@@ -160,6 +162,7 @@ impl Tenant {
                 jobs: Vec::new(),
                 secrets: Vec::new(),
                 schemas: BTreeMap::new(),
+                tags: Vec::new(),
                 seq,
             },
         );
@@ -259,6 +262,10 @@ impl Tenant {
                 jobs: Vec::new(),
                 secrets: Vec::new(),
                 schemas: BTreeMap::new(),
+                tags: vec![
+                    "WindowsAzureActiveDirectoryIntegratedApp".to_owned(),
+                    "WindowsAzureActiveDirectoryCustomSingleSignOnApplication".to_owned(),
+                ],
                 seq,
             },
         );
@@ -418,9 +425,7 @@ impl ServicePrincipal {
             "servicePrincipalNames": [self.app_id],
             "servicePrincipalType": "Application",
             "signInAudience": if first_party { "AzureADMultipleOrgs" } else { "AzureADMyOrg" },
-            "tags": if first_party { json!([]) } else {
-                json!(["WindowsAzureActiveDirectoryIntegratedApp", "WindowsAzureActiveDirectoryCustomSingleSignOnApplication"])
-            },
+            "tags": self.tags,
         })
     }
 

@@ -122,6 +122,11 @@ pub struct ServicePrincipalRef {
     /// deletes an adopted configuration or prunes its jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
+    /// The owner this profile recorded on the service principal (its `cloudsync.io/owner` tag,
+    /// `cloudsync-operator:<cluster-id>/<namespace>/<name>`), once claimed or found to be its own.
+    /// While it is absent, the tag is read before the configuration is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// An instantiate call whose outcome is not known yet.

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use tracing::{info, warn};
@@ -91,6 +92,50 @@ async fn attempt(client: &Client, namespaces: &[String]) -> Result<(), Failure> 
     }
     Ok(())
 }
+
+/// Reads of the kube-system namespace for the cluster id before the fallback is used.
+const CLUSTER_ID_ATTEMPTS: u32 = 8;
+
+/// The cluster id in the owner tags: the flag's value, or else the uid of the `kube-system`
+/// namespace (the same for the life of a cluster, different in every cluster). When the operator
+/// may not read it (RBAC, or no such namespace), `default`: installs in one cluster still differ
+/// by namespace and name, and `--cluster-id` tells clusters apart.
+pub async fn cluster_id(client: &Client, flag: Option<&str>) -> String {
+    if let Some(id) = flag.map(str::trim).filter(|s| !s.is_empty()) {
+        return id.to_string();
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut attempt: u32 = 0;
+    loop {
+        attempt = attempt.saturating_add(1);
+        match namespaces.get_metadata("kube-system").await {
+            Ok(ns) => match ns.metadata.uid.filter(|u| !u.is_empty()) {
+                Some(uid) => return uid,
+                None => break,
+            },
+            Err(kube::Error::Api(s)) if matches!(s.code, 401 | 403 | 404) => {
+                info!(
+                    code = s.code,
+                    "cannot read the kube-system namespace for the cluster id; using \"default\" (set --cluster-id to name this cluster)"
+                );
+                return DEFAULT_CLUSTER_ID.to_string();
+            }
+            Err(e) if attempt < CLUSTER_ID_ATTEMPTS => {
+                let wait = delay(attempt, rand::random::<f64>());
+                warn!(attempt, error = %e, "reading the kube-system namespace for the cluster id failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the kube-system namespace for the cluster id; using \"default\"");
+                return DEFAULT_CLUSTER_ID.to_string();
+            }
+        }
+    }
+    info!("the kube-system namespace has no uid; using \"default\" as the cluster id");
+    DEFAULT_CLUSTER_ID.to_string()
+}
+
+pub const DEFAULT_CLUSTER_ID: &str = "default";
 
 /// Returns once every scope can be listed, retrying transient failures for as long as they last;
 /// fails at once on a permanent one.

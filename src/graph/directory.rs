@@ -10,7 +10,7 @@ use super::model::{
     Application, CLOUD_SYNC_TEMPLATE_ID, Collection, Instantiated, Organization, ServicePrincipal, odata_quote,
 };
 
-const SP_FIELDS: &str = "id,appId,displayName,applicationTemplateId";
+const SP_FIELDS: &str = "id,appId,displayName,applicationTemplateId,tags";
 
 impl Tenant {
     /// `GET /organization`: the tenant's organization object.
@@ -79,6 +79,15 @@ impl Tenant {
             .query("$select", SP_FIELDS)
             .eventual(eventual);
         self.json(call).await
+    }
+
+    /// `PATCH /servicePrincipals/{id}` `{"tags": [...]}` (204). The collection is replaced whole,
+    /// so callers send every tag to keep. Sending the same set twice changes nothing.
+    pub async fn set_service_principal_tags(&self, id: &str, tags: &[String]) -> Result<(), GraphError> {
+        let call = Call::new("servicePrincipals.setTags", Method::PATCH, &["servicePrincipals", id])
+            .body(json!({"tags": tags}))
+            .idempotent(true);
+        self.empty(call).await
     }
 
     pub async fn delete_service_principal(&self, id: &str) -> Result<(), GraphError> {

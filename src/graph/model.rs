@@ -51,6 +51,9 @@ pub struct ServicePrincipal {
     pub app_id: Option<String>,
     pub display_name: Option<String>,
     pub application_template_id: Option<String>,
+    /// Free-form strings; the operator keeps its owner tag here.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tags: Vec<String>,
 }
 
 /// `applicationServicePrincipal`, the answer of instantiate.

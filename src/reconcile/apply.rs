@@ -60,6 +60,10 @@ async fn converge(pass: &mut Pass) -> Result<Action, Error> {
     let spec = pass.profile.spec.clone();
     let mut seen = Observed {
         schema_check_due: pass.ctx.schemas.check_due(&pass.key(), pass.ctx.settings.schema_drift_interval),
+        owner: Some(super::ownership::Owner {
+            checked: pass.ctx.coordination.owner_known(&pass.key()),
+            ..super::ownership::Owner::of(&pass.profile, &pass.ctx.settings.cluster_id)
+        }),
         ..Default::default()
     };
     let graph = match observe::connect(pass).await? {
@@ -94,7 +98,13 @@ async fn converge(pass: &mut Pass) -> Result<Action, Error> {
                     return failed(pass, &seen, slot, e.into()).await;
                 }
             }
-            end => return finish(pass, &seen, end).await,
+            end => {
+                // Converging means the owner check let this pass through.
+                if matches!(end, Plan::Converged { .. }) {
+                    pass.ctx.coordination.owner_checked(&pass.key());
+                }
+                return finish(pass, &seen, end).await;
+            }
         }
     }
     Err(Error::Waiting(format!("the plan did not settle within {MAX_ROUNDS} rounds; looking again")))

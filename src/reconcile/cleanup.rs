@@ -12,12 +12,14 @@ use kube::runtime::events::EventType;
 
 use super::apply::MAX_ROUNDS;
 use super::observe::{self, Observed};
+use super::ownership::{self, Owner};
 use super::pass::Pass;
 use super::plan::{self, Keep, Plan};
 use super::reason::{Problem, Reason};
 use super::{Context, Error, execute};
 use crate::api::CloudSyncProfile;
 use crate::api::conditions::{Desired, types};
+use crate::graph::Tenant;
 
 pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = super::key(&profile);
@@ -25,6 +27,7 @@ pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Resul
     if result.is_ok() {
         ctx.metrics.profile_ready(&key, None);
         ctx.coordination.release_claims(&key);
+        ctx.coordination.forget_owner(&key);
     }
     result
 }
@@ -49,6 +52,7 @@ async fn left_in_place(pass: &Pass) -> bool {
 
 async fn cleanup_inner(mut pass: Pass) -> Result<Action, Error> {
     if left_in_place(&pass).await {
+        release_owner(&pass).await?;
         return Ok(Action::await_change());
     }
     pass.ensure_leader()?;
@@ -57,6 +61,13 @@ async fn cleanup_inner(mut pass: Pass) -> Result<Action, Error> {
         Err(p) => return blocked(&mut pass, p).await,
     };
     let _permit = pass.ctx.coordination.tenant_permit(&pass.profile.spec.tenant_id).await;
+    if let Some(other) = owned_elsewhere(&pass, &graph).await? {
+        let note = format!(
+            "left the configuration in Microsoft Graph: its owner tag names {other}, which took it over, so this profile deletes nothing"
+        );
+        pass.event(EventType::Warning, Reason::OwnedElsewhere, "Delete", note).await;
+        return Ok(Action::await_change());
+    }
     let mut seen = Observed::default();
     let mut removed: Option<String> = None;
     for _ in 0..MAX_ROUNDS {
@@ -86,6 +97,70 @@ async fn cleanup_inner(mut pass: Pass) -> Result<Action, Error> {
         }
     }
     Err(Error::Waiting(format!("the cleanup did not settle within {MAX_ROUNDS} rounds; looking again")))
+}
+
+/// The owner the recorded service principal's tag names, when it is not this profile: a
+/// configuration taken over by another install is never deleted by the one that made it.
+async fn owned_elsewhere(pass: &Pass, graph: &Tenant) -> Result<Option<String>, Error> {
+    let Some(sp) = &pass.status().service_principal else { return Ok(None) };
+    let me = Owner::of(&pass.profile, &pass.ctx.settings.cluster_id).me;
+    match graph.service_principal(&sp.id, false).await {
+        Ok(held) => Ok(ownership::owner_of(&held.tags).filter(|o| *o != me).map(str::to_string)),
+        Err(e) if e.is_transient() => Err(e.into()),
+        // Gone already, or refused: the cleanup's own calls meet the same and say so.
+        Err(_) => Ok(None),
+    }
+}
+
+/// A configuration left in Graph keeps no owner tag of this profile, so that a profile of another
+/// install or cluster may take it over (the hand-over). Only a tag this profile recorded is
+/// removed. A temporary failure keeps the finalizer; a refusal, or credentials that are gone, let
+/// the profile go with a Warning that says how to remove the tag by hand.
+async fn release_owner(pass: &Pass) -> Result<(), Error> {
+    let Some(sp) = pass.status().service_principal.clone() else { return Ok(()) };
+    let me = Owner::of(&pass.profile, &pass.ctx.settings.cluster_id).me;
+    if sp.owner.as_deref() != Some(me.as_str()) {
+        return Ok(());
+    }
+    pass.ensure_leader()?;
+    let result = match observe::connect(pass).await? {
+        Ok(graph) => match remove_owner_tag(&graph, &sp.id, &me).await {
+            Err(e) if e.is_transient() => return Err(e.into()),
+            other => other.map_err(|e| e.summary()),
+        },
+        Err(problem) => Err(problem.message),
+    };
+    match result {
+        Ok(true) => {
+            let note = format!(
+                "removed the owner tag {me} from service principal {}: another profile may now take the configuration over",
+                sp.id
+            );
+            pass.event(EventType::Normal, Reason::OwnershipReleased, "Delete", note).await;
+        }
+        Ok(false) => {}
+        Err(why) => {
+            let note = format!(
+                "could not remove the owner tag from service principal {} ({why}); until it is removed (PATCH /servicePrincipals/{} with its tags minus {}{me}), other installs refuse the configuration",
+                sp.id,
+                sp.id,
+                ownership::OWNER_TAG_PREFIX
+            );
+            pass.event(EventType::Warning, Reason::OwnershipReleased, "Delete", note).await;
+        }
+    }
+    Ok(())
+}
+
+/// `Ok(true)` when the tag was removed, `Ok(false)` when it was not there (or not ours).
+async fn remove_owner_tag(graph: &Tenant, id: &str, me: &str) -> Result<bool, crate::graph::GraphError> {
+    let held = match graph.service_principal(id, false).await {
+        Ok(h) => h,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let Some(tags) = ownership::release(&held.tags, me) else { return Ok(false) };
+    graph.set_service_principal_tags(id, &tags).await.map(|()| true)
 }
 
 /// Keeps the finalizer (an error retries with backoff) and says why in the Ready condition.

@@ -29,6 +29,9 @@ pub struct Settings {
     pub workload_identity: WorkloadIdentityConfig,
     /// How often a managed schema is read to find changes made outside the operator.
     pub schema_drift_interval: Duration,
+    /// Names this cluster in the owner tag a profile records on its service principal
+    /// (`cloudsync-operator:<cluster-id>/<namespace>/<name>`).
+    pub cluster_id: String,
 }
 
 impl Default for Settings {
@@ -39,6 +42,7 @@ impl Default for Settings {
             per_tenant_concurrency: 2,
             workload_identity: WorkloadIdentityConfig::default(),
             schema_drift_interval: Duration::from_secs(1800),
+            cluster_id: "default".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! State shared by the reconciles of one process: which profile holds which configuration, the
 //! per-tenant turns, and the failure counts behind the backoff.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -11,6 +11,8 @@ pub struct Coordination {
     tenant_gates: Mutex<HashMap<String, Arc<Semaphore>>>,
     failures: Mutex<HashMap<String, u32>>,
     claims: Mutex<Claims>,
+    /// Profiles whose owner tag this process has read and found its own.
+    owners_checked: Mutex<HashSet<String>>,
 }
 
 impl Coordination {
@@ -21,6 +23,7 @@ impl Coordination {
             tenant_gates: Mutex::default(),
             failures: Mutex::default(),
             claims: Mutex::default(),
+            owners_checked: Mutex::default(),
         }
     }
 
@@ -50,6 +53,21 @@ impl Coordination {
 
     pub fn release_claims(&self, owner: &str) {
         self.claims.lock().unwrap_or_else(|p| p.into_inner()).release(owner);
+    }
+
+    /// The profile got past the owner check in this process (its tag names it).
+    pub fn owner_checked(&self, key: &str) {
+        self.owners_checked.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string());
+    }
+
+    /// Whether this process has read the profile's owner tag since it started: a process reads
+    /// it once more than status asks for, so an install that comes back after a take-over sees it.
+    pub fn owner_known(&self, key: &str) -> bool {
+        self.owners_checked.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
+    }
+
+    pub fn forget_owner(&self, key: &str) {
+        self.owners_checked.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     /// Counts one more failure of `key` and returns the count.

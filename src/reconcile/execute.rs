@@ -157,12 +157,16 @@ async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
         Step::Pause { job, .. } => g.pause_job(sp, job).await.map(|()| Done::Nothing),
         Step::Restart { job, scope, .. } => g.restart_job(sp, job, scope).await.map(|()| Done::Nothing),
         Step::PutSchema { job, schema, .. } => g.put_job_schema(sp, job, schema).await.map(|()| Done::Nothing),
+        Step::ClaimOwnership { service_principal, tags, .. } => {
+            g.set_service_principal_tags(service_principal, tags).await.map(|()| Done::Nothing)
+        }
         Step::DeleteApplication { id } => gone(g.delete_application(id).await),
         Step::DeleteServicePrincipal { id } => gone(g.delete_service_principal(id).await),
         Step::Adopt { .. }
         | Step::ForgetServicePrincipal { .. }
         | Step::ConfirmRestart { .. }
-        | Step::RecordSchema { .. } => Ok(Done::Nothing),
+        | Step::RecordSchema { .. }
+        | Step::RecordOwner { .. } => Ok(Done::Nothing),
     }
 }
 

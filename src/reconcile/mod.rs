@@ -10,6 +10,7 @@ mod coordination;
 pub mod credentials;
 mod execute;
 pub mod observe;
+pub mod ownership;
 mod pass;
 pub mod plan;
 #[cfg(test)]

@@ -39,6 +39,11 @@ pub struct Observed {
     pub parsed: BTreeMap<String, Parsed>,
     /// The drift check is due: the schema is read even though the profile did not change.
     pub schema_check_due: bool,
+    /// Who this pass acts as, for the owner tag; `None` enforces no owner (planner tests of
+    /// other rules).
+    pub owner: Option<super::ownership::Owner>,
+    /// The recorded service principal as Graph holds it (its tags), when read or written in this pass.
+    pub service_principal: Option<ServicePrincipal>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +81,11 @@ pub enum Read {
         service_principal: String,
         eventual: bool,
         confirm: bool,
+    },
+    /// The service principal itself (for its owner tag); `eventual` while replication lag is expected.
+    ServicePrincipal {
+        id: String,
+        eventual: bool,
     },
     /// The schema of this job; `eventual` while replication lag is expected.
     Schema {
@@ -140,6 +150,9 @@ pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observ
         Read::Jobs { service_principal, eventual, confirm } => {
             seen.jobs = Some(jobs(graph, &service_principal, eventual, confirm).await?);
             seen.jobs_stale = false;
+        }
+        Read::ServicePrincipal { id, eventual } => {
+            seen.service_principal = Some(graph.service_principal(&id, eventual).await?);
         }
         Read::Schema { service_principal, job, eventual } => {
             seen.schema = Some(graph.job_schema(&service_principal, &job, eventual).await?);

@@ -99,7 +99,9 @@ fn next(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Obs
         Some(Jobs::Failed(e)) => Plan::blocked(Slot::ServicePrincipal, Problem::graph(e)),
         Some(Jobs::Unlisted) => Plan::blocked(Slot::Jobs, Problem::jobs_unlisted(&describe_sp(sp))),
         Some(Jobs::Gone) => Plan::Wave(vec![Step::ForgetServicePrincipal { id: sp.id.clone() }]),
-        Some(Jobs::Listed(listed)) => jobs(spec, status, listed, seen, now),
+        Some(Jobs::Listed(listed)) => {
+            super::ownership::plan_ownership(status, seen, now).unwrap_or_else(|| jobs(spec, status, listed, seen, now))
+        }
     }
 }
 

@@ -164,6 +164,7 @@ fn observed() -> impl Strategy<Value = Observed> {
             app_id: Some("a".into()),
             display_name: name.map(Into::into),
             application_template_id: None,
+            tags: Vec::new(),
         }
     });
     let jobs = prop_oneof![
@@ -199,6 +200,8 @@ fn observed() -> impl Strategy<Value = Observed> {
             parsed: Default::default(),
             schema_check_due: false,
             claimed_by: claimed.then(|| "ns/other".to_string()),
+            owner: None,
+            service_principal: None,
         })
 }
 

@@ -46,7 +46,7 @@ reasons! {
     NeedsUser: SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
         WorkloadIdentityUnavailable, CredentialsRejected, GraphUnauthorized, GraphForbidden,
         GraphRequestRejected, AmbiguousServicePrincipal, ConfigurationClaimed, CleanupBlocked, UnreadableSpec,
-        Quarantined, ExecutionFailed, DuplicateJobs, InvalidExpression, DeletesHeld;
+        Quarantined, ExecutionFailed, DuplicateJobs, InvalidExpression, DeletesHeld, OwnedElsewhere;
     Progress: Creating, WaitingForCredentials, InstantiatePending, JobsMissing, NotRunning,
         NoServicePrincipal, Suspended, Retrying, SchemaPending;
     Fine: Ready, Authenticated, Running, Healthy, SuspendRequested, NotSuspended, Applied, NotManaged;
@@ -54,7 +54,7 @@ reasons! {
         InstantiateUncertain, ServicePrincipalFound, ServicePrincipalAdopted, ServicePrincipalGone,
         JobCreated, JobDeleted, SecretsUpdated, JobStarted, JobPaused, JobRestarted, RestartConfirmed,
         Orphaned, AdoptedLeftInPlace, ApplicationDeleted, ServicePrincipalDeleted, Deleted,
-        SchemaUpdated, SchemaDriftCorrected, ScopeRestarted;
+        SchemaUpdated, SchemaDriftCorrected, ScopeRestarted, OwnershipClaimed, OwnershipReleased;
 }
 
 impl std::fmt::Display for Reason {
@@ -182,6 +182,16 @@ impl Problem {
             Reason::ConfigurationClaimed,
             format!(
                 "profile {owner} already manages the cloud sync configuration {name:?} in this tenant: two profiles must not share one. Give this profile another spec.displayName, or delete one of them"
+            ),
+        )
+    }
+
+    /// The service principal's owner tag names another install or profile.
+    pub fn owned_elsewhere(other: &str, service_principal: &str, annotation: &str) -> Self {
+        Self::new(
+            Reason::OwnedElsewhere,
+            format!(
+                "{service_principal} is owned by {other} (its cloudsync.io/owner tag): two operator installs must not drive one configuration, so this profile changes nothing. To hand it over, delete that profile with deletionPolicy: Orphan (which removes the tag); if that install is gone, annotate this profile with {annotation}: {other:?}. Or give this profile another spec.displayName"
             ),
         )
     }

@@ -657,3 +657,82 @@ fn the_restart_a_scope_change_owes_survives_a_lost_answer_and_a_crash() {
     let Plan::Wave(next) = plan::plan(&after, &crashed, &listed(ran()), at(6)) else { panic!("a wave") };
     assert!(matches!(&next[0], Step::Restart { purpose: RestartPurpose::Scope, .. }), "{next:?}");
 }
+
+const ME: &str = "cloudsync-operator:c1/ns/p";
+
+fn owned_by(owner: &str) -> ServicePrincipal {
+    ServicePrincipal {
+        tags: vec!["WindowsAzureActiveDirectoryIntegratedApp".into(), format!("cloudsync.io/owner={owner}")],
+        ..sp("sp-1")
+    }
+}
+
+fn as_me(mut seen: Observed) -> Observed {
+    seen.owner = Some(super::ownership::Owner { me: ME.into(), take_over: None, checked: true });
+    seen
+}
+
+#[test]
+fn a_new_configuration_is_claimed_before_its_jobs_are_created() {
+    let step = Step::Instantiate { display_name: "contoso.com".into() };
+    let created = Done::Instantiated(Box::new(Instantiated {
+        application: Application { id: "app-1".into(), ..Default::default() },
+        service_principal: ServicePrincipal {
+            tags: vec!["WindowsAzureActiveDirectoryIntegratedApp".into()],
+            ..sp("sp-1")
+        },
+    }));
+    let c = run(&step, Answer::Ok, CloudSyncProfileStatus::default(), as_me(listed(vec![])), created);
+    // The instantiate's answer carries the tags: no read before the claim.
+    let next = plan_at(&c.status, &c.seen, 2);
+    let Plan::Wave(steps) = &next else { panic!("{next:?}") };
+    assert_eq!(step_names(&next), ["ClaimOwnership"], "the claim comes alone, before any job");
+    let Step::ClaimOwnership { tags, .. } = &steps[0] else { unreachable!() };
+    assert_eq!(tags, &["WindowsAzureActiveDirectoryIntegratedApp".to_string(), format!("cloudsync.io/owner={ME}")]);
+    let c = run(&steps[0], Answer::Ok, c.status, c.seen, Done::Nothing);
+    assert_eq!(c.status.service_principal.as_ref().and_then(|s| s.owner.as_deref()), Some(ME));
+    let names = step_names(&plan_at(&c.status, &c.seen, 3));
+    assert!(names.contains(&"CreateJob") && !names.contains(&"ClaimOwnership"), "{names:?}");
+
+    // A failed claim leaves no owner recorded: the next pass reads and claims again.
+    let claim =
+        Step::ClaimOwnership { service_principal: "sp-1".into(), tags: vec![], owner: ME.into(), previous: None };
+    let mut recorded = settled_status();
+    recorded.service_principal.as_mut().unwrap().adopted = Some(true);
+    for answer in [Answer::Timeout, Answer::Throttled, Answer::BadRequest] {
+        let c = run(&claim, answer, recorded.clone(), as_me(listed(vec![])), Done::Nothing);
+        assert!(stops(&c) && c.status.service_principal.as_ref().unwrap().owner.is_none(), "{answer:?}");
+    }
+}
+
+#[test]
+fn a_configuration_owned_elsewhere_gets_no_write() {
+    let jobs = vec![job(PROVISIONING_TEMPLATE, "Disabled", "NotRun")];
+    let mut adopted = settled_status();
+    adopted.secrets_hash = None;
+    adopted.service_principal.as_mut().unwrap().adopted = Some(true);
+    // Without the tags read yet: read them, do nothing else.
+    let seen = as_me(listed(jobs.clone()));
+    assert_eq!(plan_at(&adopted, &seen, 0), Plan::Read(Read::ServicePrincipal { id: "sp-1".into(), eventual: false }));
+    let other = "cloudsync-operator:c2/other/q";
+    let seen = Observed { service_principal: Some(owned_by(other)), ..seen };
+    match plan_at(&adopted, &seen, 0) {
+        Plan::Blocked { slot: Slot::ServicePrincipal, problem } => {
+            assert_eq!(problem.reason, Reason::OwnedElsewhere);
+            assert!(problem.message.contains(other), "{}", problem.message);
+        }
+        p => panic!("expected OwnedElsewhere, got {p:?}"),
+    }
+    // Our own tag (found after a crash between the claim and its status write) is only recorded.
+    let mine = Observed { service_principal: Some(owned_by(ME)), ..seen };
+    assert_eq!(step_names(&plan_at(&adopted, &mine, 0)), ["RecordOwner"]);
+}
+
+#[test]
+fn a_recorded_owner_costs_nothing_in_the_steady_state() {
+    let jobs = vec![job(PROVISIONING_TEMPLATE, "Active", "Active"), job(PASSWORD_HASH_TEMPLATE, "Active", "Active")];
+    let mut st = settled_status();
+    st.service_principal.as_mut().unwrap().owner = Some(ME.into());
+    let p = plan_at(&st, &as_me(listed(jobs)), 0);
+    assert!(matches!(p, Plan::Converged { .. }), "no read of the service principal: {p:?}");
+}

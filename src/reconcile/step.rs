@@ -83,6 +83,18 @@ pub enum Step {
         drift: Option<Vec<String>>,
         scope_restart: Option<ScopeRestart>,
     },
+    /// Write the service principal's tags with this profile as the owner (`previous`: the owner a
+    /// take-ownership annotation took it from).
+    ClaimOwnership {
+        service_principal: String,
+        tags: Vec<String>,
+        owner: String,
+        previous: Option<String>,
+    },
+    /// The owner tag already names this profile: remember that.
+    RecordOwner {
+        owner: String,
+    },
     /// Graph holds the desired schema already: remember that.
     RecordSchema {
         hash: String,
@@ -172,6 +184,7 @@ fn sp_ref(sp: &ServicePrincipal, application_id: Option<String>, adopted: bool, 
         display_name: sp.display_name.clone(),
         recorded_at: Some(now.to_string()),
         adopted: adopted.then_some(true),
+        owner: None,
     }
 }
 
@@ -211,6 +224,8 @@ impl Step {
             Step::ConfirmRestart { .. } => "ConfirmRestart",
             Step::PutSchema { .. } => "PutSchema",
             Step::RecordSchema { .. } => "RecordSchema",
+            Step::ClaimOwnership { .. } => "ClaimOwnership",
+            Step::RecordOwner { .. } => "RecordOwner",
             Step::DeleteApplication { .. } => "DeleteApplication",
             Step::DeleteServicePrincipal { .. } => "DeleteServicePrincipal",
         }
@@ -224,6 +239,8 @@ impl Step {
             | Step::Instantiate { .. }
             | Step::Adopt { .. }
             | Step::ForgetServicePrincipal { .. }
+            | Step::ClaimOwnership { .. }
+            | Step::RecordOwner { .. }
             | Step::DeleteApplication { .. }
             | Step::DeleteServicePrincipal { .. } => Slot::ServicePrincipal,
             Step::PutSchema { .. } | Step::RecordSchema { .. } => Slot::Schema,
@@ -259,6 +276,7 @@ impl Step {
                 | Step::ForgetServicePrincipal { .. }
                 | Step::ConfirmRestart { .. }
                 | Step::RecordSchema { .. }
+                | Step::RecordOwner { .. }
         )
     }
 
@@ -383,7 +401,9 @@ impl Step {
             Step::EnableTenantFlag { .. }
             | Step::Instantiate { .. }
             | Step::Adopt { .. }
-            | Step::ForgetServicePrincipal { .. } => self.record_configuration(done, status, seen, now),
+            | Step::ForgetServicePrincipal { .. }
+            | Step::ClaimOwnership { .. }
+            | Step::RecordOwner { .. } => self.record_configuration(done, status, seen, now),
             Step::CreateJob { .. } | Step::DeleteJob { .. } | Step::PutSecrets { .. } => {
                 self.record_job(done, status, seen, now)
             }
@@ -469,6 +489,7 @@ impl Step {
                 let r = sp_ref(&created.service_principal, Some(created.application.id.clone()), false, now);
                 let note = format!("created {} from the cloud sync template", describe_sp(&r));
                 status.service_principal = Some(r);
+                seen.service_principal = Some(created.service_principal.clone());
                 status.pending_instantiate = None;
                 // A new service principal has no jobs yet: nothing to list.
                 seen.jobs = Some(Jobs::Listed(Vec::new()));
@@ -492,7 +513,32 @@ impl Step {
                 };
                 status.service_principal = Some(r);
                 status.pending_instantiate = None;
+                seen.service_principal = Some(service_principal.clone());
                 normal(reason, "Adopt", note)
+            }
+            (Step::ClaimOwnership { service_principal, tags, owner, previous }, _) => {
+                if let Some(sp) = status.service_principal.as_mut() {
+                    sp.owner = Some(owner.clone());
+                }
+                if let Some(held) = seen.service_principal.as_mut().filter(|s| s.id == *service_principal) {
+                    held.tags.clone_from(tags);
+                }
+                let note = match previous {
+                    Some(p) => format!(
+                        "took service principal {service_principal} over from {p} (annotation {}): its owner tag now names {owner}",
+                        super::ownership::TAKE_OWNERSHIP_ANNOTATION
+                    ),
+                    None => format!(
+                        "recorded {owner} as the owner of service principal {service_principal} (tag cloudsync.io/owner)"
+                    ),
+                };
+                normal(Reason::OwnershipClaimed, "ClaimOwnership", note)
+            }
+            (Step::RecordOwner { owner }, _) => {
+                if let Some(sp) = status.service_principal.as_mut() {
+                    sp.owner = Some(owner.clone());
+                }
+                None
             }
             (Step::ForgetServicePrincipal { id }, _) => {
                 let name = status
@@ -507,6 +553,7 @@ impl Step {
                 status.last_restart_request_id = None;
                 seen.jobs = None;
                 seen.lookup = None;
+                seen.service_principal = None;
                 warning(
                     Reason::ServicePrincipalGone,
                     "Observe",

@@ -79,6 +79,14 @@ fn watch_rules() -> BTreeSet<Rule> {
     .into()
 }
 
+/// The cluster-wide role: the watch rules and the read of the kube-system namespace's uid (the
+/// cluster id in the owner tags), limited to that one namespace.
+fn cluster_rules() -> BTreeSet<Rule> {
+    let mut r = watch_rules();
+    r.insert(rule("", "namespaces", &["get"], &["kube-system"]));
+    r
+}
+
 fn lease_rules(lease: &str) -> BTreeSet<Rule> {
     [
         rule("coordination.k8s.io", "leases", &["create"], &[]),
@@ -226,7 +234,7 @@ async fn default_render_is_hardened_cluster_wide_and_admitted() {
     assert!(sa["metadata"]["annotations"].is_null(), "no workload identity by default");
 
     assert_rbac_tight(&objs);
-    assert_eq!(rules(one(&objs, "ClusterRole")), watch_rules());
+    assert_eq!(rules(one(&objs, "ClusterRole")), cluster_rules());
     assert_binds_to_service_account(one(&objs, "ClusterRoleBinding"), "ClusterRole", &cluster_name, &ns);
 
     let env = env(d);
@@ -237,6 +245,7 @@ async fn default_render_is_hardened_cluster_wide_and_admitted() {
         "CLOUDSYNC_LOGIN_URL",
         "CLOUDSYNC_LABEL_SELECTOR",
         "CLOUDSYNC_LEASE_NAME",
+        "CLOUDSYNC_CLUSTER_ID",
     ] {
         assert!(!names.contains(&absent), "{absent} unset by default: {names:?}");
     }
@@ -328,7 +337,7 @@ async fn several_replicas_get_leader_election_and_a_pdb() {
     assert_eq!(role["metadata"]["name"], format!("{FULLNAME}-leader-election"));
     assert_eq!(rules(role), lease_rules("cloudsync-operator"));
     assert_binds_to_service_account(one(&objs, "RoleBinding"), "Role", &format!("{FULLNAME}-leader-election"), &ns);
-    assert_eq!(rules(one(&objs, "ClusterRole")), watch_rules(), "leases stay out of the ClusterRole");
+    assert_eq!(rules(one(&objs, "ClusterRole")), cluster_rules(), "leases stay out of the ClusterRole");
     for (name, value) in [
         ("CLOUDSYNC_LEADER_ELECTION", "true"),
         ("CLOUDSYNC_LEASE_NAME", "cloudsync-operator"),
@@ -337,6 +346,11 @@ async fn several_replicas_get_leader_election_and_a_pdb() {
     ] {
         assert_eq!(env_value(d, name).as_deref(), Some(value), "{name}");
     }
+
+    // A cluster id given: it reaches the operator, which then reads no namespace.
+    let objs = render(RELEASE, &ns, &["--set", "clusterId=prod-eu"]);
+    assert_eq!(env_value(one(&objs, "Deployment"), "CLOUDSYNC_CLUSTER_ID").as_deref(), Some("prod-eu"));
+    assert_eq!(rules(one(&objs, "ClusterRole")), watch_rules());
 
     // Leader election asked for with one replica: the lease RBAC, no PDB.
     let objs =
@@ -476,6 +490,7 @@ fn the_values_schema_rejects_wrong_values_naming_the_field() {
         (&["--set", "extraEnv[0].value=x"], "/extraEnv/0"),
         (&["--set", "extraEnv[0].name=N", "--set", "extraEnv[0].value=3"], "/extraEnv/0/value"),
         (&["--set", "resources.limits.memory=lots"], "/resources/limits/memory"),
+        (&["--set", "clusterId=prod/eu"], "/clusterId"),
     ];
     for (args, field) in cases {
         let err = template(RELEASE, "ops", args).expect_err(&format!("{args:?} must be rejected"));

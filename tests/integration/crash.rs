@@ -1,4 +1,4 @@
-//! Crash safety: the operator is SIGKILLed right after each of the seven Graph writes of a new
+//! Crash safety: the operator is SIGKILLed right after each of the Graph writes of a new
 //! profile — after Graph carried the write out, before the operator heard back — and a new
 //! process must converge to exactly one service principal and one job per template.
 //!
@@ -95,6 +95,20 @@ async fn killed_after_instantiate() {
         hold: 1,
         done: |c| c.instantiates == 1,
         unrecorded: |s| s.service_principal.is_none() && s.pending_instantiate.is_some(),
+    })
+    .await;
+}
+
+/// The owner tag written, not recorded: the next process finds its own tag and only records it.
+#[tokio::test]
+async fn killed_after_the_owner_tag() {
+    crash_after(Case {
+        name: "owner",
+        method: "PATCH",
+        path: "/beta/servicePrincipals/*",
+        hold: 1,
+        done: |c| c.service_principal_patches == 1,
+        unrecorded: |s| s.service_principal.as_ref().is_some_and(|sp| sp.owner.is_none()) && s.jobs.is_empty(),
     })
     .await;
 }

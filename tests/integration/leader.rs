@@ -61,7 +61,7 @@ async fn only_the_leader_acts_and_sigterm_hands_over_at_once() {
     apply(&api, &profile("contoso", json!({}))).await;
     wait_for(&api, "contoso", Duration::from_secs(60), "Ready", is_ready).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(sim.counters().writes, 7, "one operator did the work, once");
+    assert_eq!(sim.counters().writes, 8, "one operator did the work, once");
     let events = Api::<Event>::namespaced(client.clone(), &ns).list(&Default::default()).await.unwrap().items;
     assert!(!events.is_empty());
     for e in &events {

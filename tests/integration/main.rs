@@ -25,6 +25,7 @@ mod leader;
 mod observability;
 mod operator;
 mod outage;
+mod ownership;
 mod rbac_e2e;
 mod readme;
 mod safety;

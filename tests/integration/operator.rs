@@ -57,7 +57,8 @@ async fn setup(prefix: &str, with_secret: bool) -> Setup {
 
 #[tokio::test]
 /// The test profile has password hash sync, so its schema gets CredentialData: the seventh write.
-async fn a_new_profile_is_ready_after_seven_writes_then_costs_one_jobs_read_per_resync() {
+/// The eighth is the owner tag on the service principal.
+async fn a_new_profile_is_ready_after_eight_writes_then_costs_one_jobs_read_per_resync() {
     let s = setup("converge", true).await;
     apply(&s.api, &profile("contoso", json!({}))).await;
     let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
@@ -67,6 +68,7 @@ async fn a_new_profile_is_ready_after_seven_writes_then_costs_one_jobs_read_per_
     assert_eq!(
         w,
         [
+            "PATCH /beta/servicePrincipals/{id}",
             "POST /beta/applicationTemplates/{id}/instantiate",
             "POST /beta/servicePrincipals/{id}/synchronization/jobs",
             "POST /beta/servicePrincipals/{id}/synchronization/jobs",
@@ -75,7 +77,7 @@ async fn a_new_profile_is_ready_after_seven_writes_then_costs_one_jobs_read_per_
             "PUT /beta/servicePrincipals/{id}/synchronization/jobs/{id}/schema",
             "PUT /beta/servicePrincipals/{id}/synchronization/secrets",
         ],
-        "exactly seven writes"
+        "exactly eight writes"
     );
     let c = s.sim.counters();
     assert_eq!((c.instantiates, c.jobs_created, c.secrets_puts, c.job_starts), (1, 2, 1, 2));
@@ -134,7 +136,7 @@ async fn the_tenant_flag_adds_one_write() {
     apply(&s.api, &profile("contoso", json!({"tenantSyncFlag": true}))).await;
     let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
     let w = writes(&s.sim);
-    assert_eq!(w.len(), 8, "seven and the flag: {w:?}");
+    assert_eq!(w.len(), 9, "eight and the flag: {w:?}");
     assert_eq!(w[0], "PATCH /beta/organization/{id}", "the flag comes first");
     assert_eq!(p.status.unwrap().tenant_sync_enabled, Some(true));
     assert_eq!(s.sim.state(TENANT).unwrap()["organization"]["onPremisesSyncEnabled"], json!(true));
@@ -373,7 +375,18 @@ async fn delete_removes_everything_and_orphan_leaves_graph_alone() {
     s.sim.reset();
     s.api.delete("orphaned", &DeleteParams::default()).await.unwrap();
     wait_gone(&s.api, "orphaned", CONVERGE).await;
-    assert_eq!(s.sim.counters().writes, 0, "Orphan leaves Graph untouched");
+    // Orphan leaves the configuration as it is, except for the owner tag, so that another
+    // profile may take it over.
+    assert_eq!(writes(&s.sim), ["PATCH /beta/servicePrincipals/{id}"], "only the owner tag is removed");
+    let kept = s.sim.state(TENANT).unwrap()["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sp| sp["id"] == json!(kept_sp.id))
+        .cloned()
+        .unwrap();
+    assert!(!kept["tags"].to_string().contains("cloudsync.io/owner="), "{kept}");
+    assert!(kept["tags"].to_string().contains("WindowsAzureActiveDirectoryIntegratedApp"), "{kept}");
     let state = s.sim.state(TENANT).unwrap().to_string();
     assert!(state.contains(&kept_sp.id));
 }

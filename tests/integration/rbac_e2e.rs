@@ -14,6 +14,7 @@ use crate::support::operator::*;
 use cloudsync_operator::api::CloudSyncProfile;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
@@ -159,6 +160,11 @@ async fn cluster_wide_install_converges_with_only_the_chart_rbac() {
     apply(&api, &labelled(profile("contoso", json!({})), json!({key: value}))).await;
     ready(&mut op, &api, "contoso").await;
     assert_eq!(sim.counters().instantiates, 1);
+    // The owner tag names the cluster by the kube-system namespace's uid, which the ClusterRole
+    // lets it read (and no other namespace).
+    let uid = Api::<Namespace>::all(client.clone()).get("kube-system").await.unwrap().metadata.uid.unwrap();
+    let tag = format!("cloudsync.io/owner=cloudsync-operator:{uid}/{profiles_ns}/contoso");
+    assert!(sim.state(TENANT).unwrap().to_string().contains(&tag), "{tag} on the service principal");
 
     // It led through the Lease the chart's Role allows, named as the chart configures it.
     let lease = Api::<Lease>::namespaced(client.clone(), &release_ns).get("cloudsync-operator").await.expect("lease");
@@ -176,6 +182,7 @@ async fn cluster_wide_install_converges_with_only_the_chart_rbac() {
             &["get", "secrets", "-n", &other_ns],
             &["create", "events.events.k8s.io", "-n", ns],
             &["patch", "leases.coordination.k8s.io/cloudsync-operator", "-n", &release_ns],
+            &["get", "namespaces/kube-system"],
         ],
     );
     denied(
@@ -192,6 +199,8 @@ async fn cluster_wide_install_converges_with_only_the_chart_rbac() {
             &["patch", "leases.coordination.k8s.io/another-lease", "-n", &release_ns],
             &["create", "leases.coordination.k8s.io", "-n", ns],
             &["list", "pods", "-n", &release_ns],
+            &["get", "namespaces/default"],
+            &["list", "namespaces"],
             &["*", "*"],
         ],
     );
@@ -248,6 +257,9 @@ async fn namespaced_install_converges_with_roles_only() {
     ready(&mut op, &api_b, "fabrikam").await;
     assert_eq!(sim.counters().instantiates, 2);
     assert!(!events_by_operator(&client, &a).await.is_empty(), "events in {a}");
+    // No ClusterRole, so no kube-system uid: the owner tag names the cluster "default".
+    let tag = format!("cloudsync.io/owner=cloudsync-operator:default/{a}/contoso");
+    assert!(sim.state(TENANT).unwrap().to_string().contains(&tag), "{tag} on the service principal");
 
     // A profile outside the watched namespaces is not looked at.
     create_secret(&client, &other).await;

@@ -257,6 +257,39 @@ pub fn app_get(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<Reply, Gra
     Ok(Reply::Json(StatusCode::OK, entity(ctx, "applications", app)))
 }
 
+/// `PATCH /servicePrincipals/{id}` (204). Only `tags` is modelled: a string collection that the
+/// PATCH replaces whole, as Graph does for collections. Other properties are refused, so a client
+/// never believes the simulator stored something it ignored.
+pub fn sp_patch(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<Reply, GraphError> {
+    ctx.require(perms::APP_WRITE)?;
+    let id = lookup_sp(inner, ctx, key)?;
+    let body = ctx
+        .json_body(GraphError::bad_request)?
+        .ok_or_else(|| GraphError::bad_request("Empty Payload. JSON content expected."))?;
+    let mut tags = None;
+    for (k, v) in &body {
+        if k.starts_with("@odata.") {
+            continue;
+        }
+        if k != "tags" {
+            return Err(GraphError::bad_request(format!(
+                "Property '{k}' is read-only or not supported by the simulator on type 'microsoft.graph.servicePrincipal'."
+            )));
+        }
+        let invalid =
+            || GraphError::bad_request("Invalid value specified for property 'tags' of resource 'ServicePrincipal'.");
+        let list = v.as_array().ok_or_else(invalid)?;
+        let strings: Option<Vec<String>> = list.iter().map(|t| t.as_str().map(str::to_owned)).collect();
+        tags = Some(strings.ok_or_else(invalid)?);
+    }
+    let sp = tenant(inner, ctx)?.sp_mut(&id).ok_or_else(|| GraphError::not_found(key))?;
+    if let Some(t) = tags {
+        sp.tags = t;
+    }
+    inner.log.event(Some(ctx.tenant_id()), Event::ServicePrincipalPatch);
+    Ok(Reply::Empty(StatusCode::NO_CONTENT))
+}
+
 /// Deleting a service principal deletes its jobs and secrets with it.
 pub fn sp_delete(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<Reply, GraphError> {
     ctx.require(perms::APP_WRITE)?;

@@ -318,3 +318,50 @@ async fn headers_and_unknown_routes() {
     );
     assert!(!serde_json::to_string(&calls).unwrap().contains(&t), "tokens never logged");
 }
+
+#[tokio::test]
+async fn service_principal_tags_are_read_and_replaced_by_patch() {
+    let env = start().await;
+    let t = env.token().await;
+    let created = env.instantiate(&t, "contoso.com").await;
+    let id = created["servicePrincipal"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/beta/servicePrincipals/{id}");
+    let r = env.get(&t, &format!("{path}?$select=id,tags")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let original = r.body["tags"].as_array().unwrap().clone();
+    assert!(original.contains(&json!("WindowsAzureActiveDirectoryIntegratedApp")), "{original:?}");
+
+    let mut tags = original.clone();
+    tags.push(json!("cloudsync.io/owner=cloudsync-operator:c1/ns/p"));
+    let r = env.call(Method::PATCH, Some(&t), &path, Some(json!({"tags": tags}))).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(r.text.is_empty());
+    assert_eq!(env.get(&t, &format!("{path}?$select=tags")).await.body["tags"], json!(tags));
+    // The find-by-name list carries them too.
+    let filter = format!(
+        "/beta/servicePrincipals?$filter=applicationTemplateId eq '{TEMPLATE}' and displayName eq 'contoso.com'&$select=id,tags"
+    );
+    assert_eq!(env.get(&t, &filter).await.body["value"][0]["tags"], json!(tags));
+    // The PATCH replaces the collection whole.
+    let r = env.call(Method::PATCH, Some(&t), &path, Some(json!({"tags": original}))).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(env.get(&t, &format!("{path}?$select=tags")).await.body["tags"], json!(original));
+    assert_eq!(env.sim.counters().service_principal_patches, 2);
+
+    let bad = env.call(Method::PATCH, Some(&t), &path, Some(json!({"tags": "x"}))).await;
+    assert_envelope(&bad, 400, "Request_BadRequest");
+    let bad = env.call(Method::PATCH, Some(&t), &path, Some(json!({"tags": [1]}))).await;
+    assert_envelope(&bad, 400, "Request_BadRequest");
+    let bad = env.call(Method::PATCH, Some(&t), &path, Some(json!({"appId": "x"}))).await;
+    assert_envelope(&bad, 400, "Request_BadRequest");
+    let missing = env
+        .call(
+            Method::PATCH,
+            Some(&t),
+            "/beta/servicePrincipals/99999999-0000-0000-0000-000000000000",
+            Some(json!({"tags": []})),
+        )
+        .await;
+    assert_envelope(&missing, 404, "Request_ResourceNotFound");
+    assert_eq!(env.sim.counters().service_principal_patches, 2, "refused PATCHes change nothing");
+}

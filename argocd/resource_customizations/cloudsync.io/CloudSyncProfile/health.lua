@@ -25,6 +25,7 @@
 --     WorkloadIdentityUnavailable            (src/reconcile/credentials.rs)
 --     CredentialsRejected, GraphUnauthorized, GraphForbidden, GraphRequestRejected,
 --     AmbiguousServicePrincipal, ConfigurationClaimed (src/reconcile/apply.rs)
+--     OwnedElsewhere                         (src/reconcile/ownership.rs: another install's owner tag)
 --     CleanupBlocked                         (src/reconcile/cleanup.rs)
 --     UnreadableSpec                         (src/controller/unreadable.rs: a CRD newer than the operator)
 --     Quarantined, ExecutionFailed, DuplicateJobs, DeletesHeld (src/reconcile/status.rs;
@@ -52,6 +53,7 @@ local USER_ACTION = {
   GraphRequestRejected = true,
   AmbiguousServicePrincipal = true,
   ConfigurationClaimed = true,
+  OwnedElsewhere = true,
   CleanupBlocked = true,
   UnreadableSpec = true,
   Quarantined = true,
