@@ -15,7 +15,7 @@ use serde_json::Value;
 const CHECK_DIR: &str = "argocd/resource_customizations/cloudsync.io/CloudSyncProfile";
 
 /// The cases health_test.yaml must have (one real manifest each).
-const EXPECTED_CASES: usize = 13;
+const EXPECTED_CASES: usize = 14;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
