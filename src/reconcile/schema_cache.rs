@@ -47,8 +47,13 @@ impl SchemaCache {
         let Ok(mut t) = self.templates.lock() else { return };
         t.by_key.retain(|_, (at, _)| at.elapsed() < TEMPLATE_TTL);
         t.by_content.retain(|_, v| Arc::strong_count(v) > 1);
+        // OData annotations name the service principal; the schema itself is what is shared.
+        let mut schema = schema.clone();
+        if let Some(m) = schema.as_object_mut() {
+            m.retain(|k, _| !k.starts_with('@'));
+        }
         let content = hex::encode(sha2::Sha256::digest(schema.to_string().as_bytes()));
-        let shared = t.by_content.entry(content).or_insert_with(|| Arc::new(schema.clone())).clone();
+        let shared = t.by_content.entry(content).or_insert_with(|| Arc::new(schema)).clone();
         t.by_key.insert((sp.to_string(), template.to_string()), (Instant::now(), shared));
     }
 
@@ -99,7 +104,7 @@ mod tests {
         c.keep_template("sp", "T", &json!({"a": 1}));
         assert_eq!(c.template("sp", "T"), Some(json!({"a": 1})));
         assert!(c.template("other", "T").is_none());
-        c.keep_template("other", "T", &json!({"a": 1}));
+        c.keep_template("other", "T", &json!({"a": 1, "@odata.context": "servicePrincipals('other')"}));
         assert_eq!(c.templates.lock().unwrap().by_content.len(), 1, "equal defaults share one copy");
         c.keep_parsed("[x]", &Parsed::Invalid("no".into()));
         assert_eq!(c.parsed("[x]"), Some(Parsed::Invalid("no".into())));
