@@ -159,6 +159,9 @@ pub struct JobStatus {
     /// Present only while the job is quarantined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<JobQuarantine>,
+    /// When the job's last successful run ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_run: Option<String>,
     /// When the job last reached steady state (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state_last_achieved_time: Option<String>,
@@ -209,6 +212,9 @@ pub struct JobExecution {
     /// The error of a failed execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// Objects the run could not process; the service retries them (escrows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_escrowed: Option<i64>,
 }
 
 /// A synchronization error as Graph reports it.

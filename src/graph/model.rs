@@ -206,6 +206,8 @@ pub struct TaskExecution {
     pub time_ended: Option<Timestamp>,
     pub count_exported: Option<i64>,
     pub count_imported: Option<i64>,
+    /// Objects the run could not process and will retry (escrows).
+    pub count_escrowed: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -72,6 +72,7 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
             time_began: e.time_began.map(|t| t.to_string()),
             time_ended: e.time_ended.map(|t| t.to_string()),
             error: job_error(e.error.as_ref()),
+            count_escrowed: e.count_escrowed,
         }),
         quarantine: status.and_then(|s| s.quarantine.as_ref()).map(|q| JobQuarantine {
             reason: q.reason.clone(),
@@ -81,6 +82,10 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
             error: job_error(q.error.as_ref()),
         }),
         steady_state_last_achieved_time: status.and_then(|s| s.steady_state_last_achieved_time).map(|t| t.to_string()),
+        last_successful_run: status
+            .and_then(|s| s.last_successful_execution.as_ref())
+            .and_then(|e| e.time_ended)
+            .map(|t| t.to_string()),
         ..Default::default()
     };
     carry_bookkeeping(previous, &mut out);
