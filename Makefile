@@ -8,8 +8,8 @@ test:  ## fmt, clippy, unit tests, integration tests on a real kube-apiserver (w
 	hack/test.sh
 
 crd:  ## regenerate the committed CRD from the Rust types (and the chart's copy of it)
-	cargo run --quiet -- crd > crds/cloudsyncprofiles.cloudsync.io.yaml
-	cp crds/cloudsyncprofiles.cloudsync.io.yaml charts/cloudsync-operator/crds/
+	for f in cloudsyncprofiles.cloudsync.io.yaml provisionrequests.cloudsync.io.yaml; do \
+	  cargo run --quiet -- crd --file $$f > crds/$$f && cp crds/$$f charts/cloudsync-operator/crds/; done
 
 bench:  ## scale benchmark: BENCH_PROFILES (200) profiles in BENCH_TENANTS (10) tenants; prints numbers
 	hack/testenv.sh up

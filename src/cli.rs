@@ -22,8 +22,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller.
     Run(Box<crate::controller::RunArgs>),
-    /// Print the CloudSyncProfile CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (CloudSyncProfile, ProvisionRequest) as YAML.
+    Crd {
+        /// Only the CRD committed as this file in crds/, e.g. cloudsyncprofiles.cloudsync.io.yaml.
+        #[arg(long)]
+        file: Option<String>,
+    },
     /// Run the Microsoft Graph simulator.
     #[cfg(feature = "sim")]
     Sim(cloudsync_sim::SimArgs),
@@ -32,7 +36,7 @@ pub enum Command {
 impl Cli {
     pub async fn run(self) -> ExitCode {
         match self.command {
-            Command::Crd => match crate::api::crd_yaml() {
+            Command::Crd { file } => match crate::api::crds_yaml(file.as_deref()) {
                 Ok(yaml) => {
                     print!("{yaml}");
                     ExitCode::SUCCESS

@@ -387,8 +387,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         concurrency: args.concurrency,
         limit: concurrency::limit(args.concurrency),
     };
-    let controllers =
+    let ondemand = futures::future::join_all(scopes.iter().cloned().map(|ns| {
+        crate::ondemand::controller::controller(
+            client.clone(),
+            ns,
+            shared.ctx.clone(),
+            shared.leadership.clone(),
+            stop.clone(),
+            shared.label_selector.clone(),
+        )
+    }));
+    let profiles =
         futures::future::join_all(scopes.into_iter().map(|ns| controller(client.clone(), ns, shared.clone())));
+    let controllers = futures::future::join(profiles, ondemand);
     let signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

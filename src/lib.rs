@@ -9,6 +9,7 @@ pub mod controller;
 pub mod graph;
 pub mod leader;
 pub mod metrics;
+pub mod ondemand;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;

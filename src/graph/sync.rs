@@ -78,6 +78,27 @@ impl Tenant {
         self.empty(call).await
     }
 
+    /// `POST jobs/{id}/provisionOnDemand` for one object (`object_id`: the AD distinguished name).
+    /// Not idempotent and never retried after an uncertain failure: the caller records the call
+    /// before making it. Graph answers a `stringKeyStringValuePair` whose key and value are JSON
+    /// documents inside strings.
+    pub async fn provision_on_demand(
+        &self,
+        sp: &str,
+        job: &str,
+        rule_id: &str,
+        object_id: &str,
+        object_type: &str,
+    ) -> Result<KeyValue, GraphError> {
+        let call =
+            Call::new("jobs.provisionOnDemand", Method::POST, &sync_path(sp, &["jobs", job, "provisionOnDemand"]))
+                .body(json!({"parameters": [{
+                    "ruleId": rule_id,
+                    "subjects": [{"objectId": object_id, "objectTypeName": object_type}],
+                }]}));
+        self.json(call).await
+    }
+
     /// `POST jobs/{id}/validateCredentials` with the saved credentials (204 when they work).
     pub async fn validate_job_credentials(&self, sp: &str, job: &str, template_id: &str) -> Result<(), GraphError> {
         let call =

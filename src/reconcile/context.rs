@@ -61,6 +61,8 @@ pub struct Context {
     pub is_leader: IsLeader,
     pub coordination: Coordination,
     pub schemas: SchemaCache,
+    /// ProvisionRequests: the per-service-principal rate limit and answers not yet recorded.
+    pub ondemand: crate::ondemand::OnDemandState,
 }
 
 impl Context {
@@ -83,6 +85,7 @@ impl Context {
             is_leader,
             coordination,
             schemas: SchemaCache::default(),
+            ondemand: Default::default(),
         }
     }
 

@@ -67,7 +67,7 @@ impl Error {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Graph(g) => g.retry_after,
             Error::Finalizer(b) => match b.as_ref() {

@@ -65,6 +65,19 @@ fn editable(rule: &Value) -> bool {
     rule.get("editable").and_then(Value::as_bool) != Some(false)
 }
 
+/// The id of the rule provisionOnDemand names: the first editable rule, the one the profile's scope
+/// and mappings go into (read from the job's schema, never hard-coded).
+pub fn provisioning_rule_id(schema: &Value) -> Option<String> {
+    let rules = rules(schema);
+    rules
+        .iter()
+        .find(|r| editable(r))
+        .or(rules.first())
+        .map(|r| str_of(r, "id"))
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+}
+
 fn rules(schema: &Value) -> &[Value] {
     schema.get("synchronizationRules").and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
