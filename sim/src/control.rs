@@ -245,6 +245,12 @@ pub enum JobAction {
     Deletes {
         count: u64,
     },
+    /// The next `runs` runs (all, if `None`) end with `count` entry-level errors of `code`.
+    EntryErrors {
+        code: String,
+        count: u64,
+        runs: Option<u64>,
+    },
 }
 
 /// Applies `action` and returns the job as Graph would show it.
@@ -280,6 +286,7 @@ pub fn job_action(
         JobAction::Fail { error, count } => job.fail(now, error, count),
         JobAction::Recover => job.clear_failure(now),
         JobAction::Deletes { count } => job.want_deletes(now, count),
+        JobAction::EntryErrors { code, count, runs } => job.set_entry_errors(now, code, count, runs),
         JobAction::Seed { .. } => {}
     }
     Ok(job.snapshot(now, settings))
@@ -460,6 +467,42 @@ async fn job_fail(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EntryErrorsBody {
+    /// Defaults to `AttributeValueMustBeUnique`, the commonest cloud-sync export error.
+    error_code: Option<String>,
+    count: u64,
+    runs: Option<u64>,
+}
+
+/// Error codes are made of letters and digits; anything else is a mistake in the test.
+fn valid_code(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 100 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+async fn job_entry_errors(
+    State(sim): State<Arc<Shared>>,
+    Path((tid, sp, job)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, GraphError> {
+    let b: EntryErrorsBody = parse(&body)?;
+    let code = b.error_code.unwrap_or_else(|| "AttributeValueMustBeUnique".into());
+    if !valid_code(&code) {
+        return Err(GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", "errorCode must be letters and digits"));
+    }
+    let action = JobAction::EntryErrors { code, count: b.count, runs: b.runs };
+    Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, action)?))
+}
+
+async fn job_entry_errors_clear(
+    State(sim): State<Arc<Shared>>,
+    Path((tid, sp, job)): Path<(String, String, String)>,
+) -> Result<Response, GraphError> {
+    let action = JobAction::EntryErrors { code: String::new(), count: 0, runs: None };
+    Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, action)?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DeletesBody {
     count: u64,
 }
@@ -509,6 +552,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route(
             "/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/deletes",
             post(job_deletes).delete(job_deletes_withdraw),
+        )
+        .route(
+            "/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/entryErrors",
+            post(job_entry_errors).delete(job_entry_errors_clear),
         )
         .route("/health", get(health))
 }

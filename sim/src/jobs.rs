@@ -6,12 +6,15 @@
 //! [`EXECUTION_SECS`] later. [`Job::advance`] folds the executions that completed since the last
 //! look into the status in O(1), so an idle simulator with thousands of jobs does no work.
 
+use std::collections::VecDeque;
+
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use super::clock::{SENTINEL, fmt7, plus_secs};
 use super::deletes::DeleteThreshold;
 use super::ids;
+use super::provisioning::{self, Entry};
 
 /// The interval of a running cloud-sync job.
 pub const ACTIVE_INTERVAL_SECS: i64 = 120;
@@ -103,6 +106,8 @@ pub struct Execution {
     pub full: bool,
     /// Objects this execution deleted in the target.
     pub deletes: u64,
+    /// Objects the run could not process (entry-level errors; `countEscrowed`).
+    pub escrowed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +197,15 @@ struct Failure {
     remaining: Option<u64>,
 }
 
+/// Entry-level errors the next runs have: `count` objects fail with `code` in each run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryErrors {
+    pub code: String,
+    pub count: u64,
+    /// How many further runs have them; `None` means until cleared.
+    pub remaining: Option<u64>,
+}
+
 /// Deletes the next execution wants to make (control API); `released` after `ForceDeletes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingDeletes {
@@ -219,6 +233,10 @@ pub struct Job {
     pending_deletes: Option<PendingDeletes>,
     threshold: DeleteThreshold,
     deleted: u64,
+    entry_errors: Option<EntryErrors>,
+    /// Provisioning log entries of this job's runs, oldest first, bounded.
+    log: VecDeque<Entry>,
+    log_seq: u64,
 }
 
 impl Job {
@@ -242,6 +260,33 @@ impl Job {
             pending_deletes: None,
             threshold: DeleteThreshold::default(),
             deleted: 0,
+            entry_errors: None,
+            log: VecDeque::new(),
+            log_seq: 0,
+        }
+    }
+
+    /// The provisioning log entries of runs folded so far, oldest first.
+    pub fn log(&self) -> &VecDeque<Entry> {
+        &self.log
+    }
+
+    /// Makes the next `runs` runs (all, if `None`) end with `count` entry-level errors of `code`
+    /// (state `EntryLevelErrors`); `count` 0 withdraws them.
+    pub fn set_entry_errors(&mut self, now: Timestamp, code: String, count: u64, runs: Option<u64>) {
+        self.advance(now);
+        self.entry_errors = (count > 0).then_some(EntryErrors { code, count, remaining: runs.filter(|r| *r > 0) });
+    }
+
+    fn activity(&self, seq: u64) -> String {
+        ids::stable_guid(&[&self.id, &seq.to_string()])
+    }
+
+    fn append_log(&mut self, entries: Vec<Entry>) {
+        self.log_seq = self.log_seq.saturating_add(entries.len() as u64);
+        self.log.extend(entries);
+        while self.log.len() > provisioning::KEPT_PER_JOB {
+            self.log.pop_front();
         }
     }
 
@@ -293,15 +338,25 @@ impl Job {
                 error: Some(error.clone()),
                 full: false,
                 deletes: 0,
+                escrowed: 0,
             });
+            let staged = provisioning::staged_deletes(self.log_seq, began, &self.activity(self.executions), p.count);
+            self.append_log(staged);
             self.executions += 1;
             self.successive_failures = self.successive_failures.saturating_add(1);
             self.quarantine = Some(Quarantine { series_began: ended, reason: "TooManyDeletes".into(), error });
             self.run = None;
             return true;
         }
-        let e =
-            Execution { seq: self.executions, began, ended, error: None, full: self.full_pending, deletes: p.count };
+        let e = Execution {
+            seq: self.executions,
+            began,
+            ended,
+            error: None,
+            full: self.full_pending,
+            deletes: p.count,
+            escrowed: 0,
+        };
         self.full_pending = false;
         self.last = Some(e.clone());
         self.last_success = Some(e.clone());
@@ -363,7 +418,7 @@ impl Job {
         };
         let make = |index: u64, seq: u64, error: Option<SyncError>, full: bool| {
             let began = Self::exec_began(run.anchor, index);
-            Execution { seq, began, ended: plus_secs(began, EXECUTION_SECS), error, full, deletes: 0 }
+            Execution { seq, began, ended: plus_secs(began, EXECUTION_SECS), error, full, deletes: 0, escrowed: 0 }
         };
         let base_seq = self.executions;
         if fails > 0 {
@@ -379,26 +434,65 @@ impl Job {
             }
         }
         if n > fails {
+            let ok = n - fails;
             let first = run.next + fails;
             let last = done - 1;
             let first_seq = base_seq + fails;
             let last_seq = base_seq + n - 1;
+            // Runs with entry-level errors come first: they were asked for before these runs.
+            let with_errors = match &self.entry_errors {
+                Some(EntryErrors { remaining: Some(r), .. }) => ok.min(*r),
+                Some(EntryErrors { remaining: None, .. }) => ok,
+                None => 0,
+            };
+            let escrowed = self.entry_errors.as_ref().map_or(0, |e| e.count);
+            let with_escrows = |mut e: Execution, k: u64| {
+                if k < with_errors {
+                    e.escrowed = escrowed;
+                }
+                e
+            };
+            let mut full_run = None;
             if self.full_pending {
-                let full = make(first, first_seq, None, true);
+                let full = with_escrows(make(first, first_seq, None, true), 0);
+                let sample = provisioning::run_successes(
+                    self.log_seq,
+                    full.began,
+                    &self.activity(full.seq),
+                    u64::try_from(population(&self.id)).unwrap_or(0),
+                );
+                self.append_log(sample);
                 self.last_with_exports = Some(full.clone());
                 self.full_pending = false;
-                if first == last {
-                    self.last_success = Some(full);
+                full_run = Some(full);
+            }
+            if let Some(code) = self.entry_errors.as_ref().map(|e| e.code.clone()) {
+                for k in with_errors.saturating_sub(provisioning::RUNS_LOGGED_PER_FOLD)..with_errors {
+                    let began = Self::exec_began(run.anchor, first + k);
+                    let entries =
+                        provisioning::run_failures(self.log_seq, began, &self.activity(first_seq + k), &code, escrowed);
+                    self.append_log(entries);
+                }
+                if let Some(EntryErrors { remaining: Some(r), .. }) = &mut self.entry_errors {
+                    *r -= with_errors;
+                    if *r == 0 {
+                        self.entry_errors = None;
+                    }
                 }
             }
-            if self.last_success.as_ref().is_none_or(|e| e.seq != last_seq) {
-                self.last_success = Some(make(last, last_seq, None, false));
+            let last_run = match &full_run {
+                Some(full) if first == last => full.clone(),
+                _ => with_escrows(make(last, last_seq, None, false), ok - 1),
+            };
+            // A run with entry-level errors is no successful execution.
+            if last_run.escrowed == 0 {
+                self.last_success = Some(last_run.clone());
             }
             if self.steady_first.is_none() {
                 self.steady_first = Some(plus_secs(Self::exec_began(run.anchor, first), EXECUTION_SECS));
             }
-            self.steady_last = self.last_success.as_ref().map(|e| e.ended);
-            self.last = self.last_success.clone();
+            self.steady_last = Some(last_run.ended);
+            self.last = Some(last_run);
             self.successive_failures = 0;
         }
         self.executions = self.executions.saturating_add(n);
@@ -470,6 +564,7 @@ impl Job {
             error: Some(error.clone()),
             full: false,
             deletes: 0,
+            escrowed: 0,
         });
         self.executions += 1;
         self.successive_failures = self.successive_failures.saturating_add(1);
@@ -483,9 +578,11 @@ impl Job {
         self.failure = Some(Failure { error, remaining: count.filter(|c| *c > 0) });
     }
 
+    /// Clears induced failures and entry-level errors.
     pub fn clear_failure(&mut self, now: Timestamp) {
         self.advance(now);
         self.failure = None;
+        self.entry_errors = None;
     }
 
     /// The quarantine view at `now`: retries at 6 h, 12 h and 24 h intervals, then daily.
@@ -513,7 +610,7 @@ impl Job {
     }
 
     fn execution_json(&self, e: &Execution) -> Value {
-        let activity = ids::stable_guid(&[&self.id, &e.seq.to_string()]);
+        let activity = self.activity(e.seq);
         let population = population(&self.id);
         let (imported, exported) = match (&e.error, e.full) {
             (Some(_), _) => (0, 0),
@@ -527,15 +624,19 @@ impl Job {
             "activityIdentifier": activity,
             "countEntitled": entitled,
             "countEntitledForProvisioning": entitled,
-            "countEscrowed": 0,
-            "countEscrowedRaw": 0,
+            "countEscrowed": e.escrowed,
+            "countEscrowedRaw": e.escrowed,
             "countExported": exported,
             "countExports": exported,
             "countImported": imported,
             "countImportedDeltas": 0,
             "countImportedReferenceDeltas": 0,
             "error": e.error.as_ref().map(SyncError::to_json),
-            "state": if e.error.is_some() { "Failed" } else { "Succeeded" },
+            "state": match (&e.error, e.escrowed) {
+                (Some(_), _) => "Failed",
+                (None, 0) => "Succeeded",
+                (None, _) => "EntryLevelErrors",
+            },
             "timeBegan": fmt7(e.began),
             "timeEnded": fmt7(e.ended),
         })

@@ -19,6 +19,7 @@ mod jobs;
 mod odata;
 #[cfg(test)]
 mod odata_props;
+mod provisioning;
 mod routes;
 mod schema;
 mod server;
@@ -313,6 +314,24 @@ impl SimHandle {
     /// or above the delete threshold the job then quarantines with `TooManyDeletes`.
     pub fn want_deletes(&self, tenant_id: &str, sp_id: &str, job_id: &str, count: u64) -> Result<(), SimError> {
         control::job_action(&self.shared, tenant_id, sp_id, job_id, control::JobAction::Deletes { count })
+            .map(|_| ())
+            .map_err(|e| SimError::Control(e.message))
+    }
+
+    /// Makes the next `runs` runs of a job (all, if `None`) end with `count` entry-level errors
+    /// of `error_code` (state EntryLevelErrors, countEscrowed, failure entries in the
+    /// provisioning logs); `count` 0 withdraws them.
+    pub fn entry_errors(
+        &self,
+        tenant_id: &str,
+        sp_id: &str,
+        job_id: &str,
+        error_code: &str,
+        count: u64,
+        runs: Option<u64>,
+    ) -> Result<(), SimError> {
+        let action = control::JobAction::EntryErrors { code: error_code.to_owned(), count, runs };
+        control::job_action(&self.shared, tenant_id, sp_id, job_id, action)
             .map(|_| ())
             .map_err(|e| SimError::Control(e.message))
     }

@@ -36,9 +36,17 @@ pub mod perms {
     pub const ORG_READ: &[&str] =
         &["Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
     pub const ORG_WRITE: &[&str] = &["Organization.ReadWrite.All"];
-    /// What `--tenant` and a registration without explicit permissions grant.
-    pub const FULL: &[&str] =
-        &["Application.ReadWrite.All", "Organization.ReadWrite.All", "Synchronization.ReadWrite.All"];
+    /// Provisioning logs need both (reference part 2 §6).
+    pub const PROVISIONING_LOGS: &[&str] = &["AuditLog.Read.All", "Directory.Read.All"];
+    /// What `--tenant` and a registration without explicit permissions grant (with the
+    /// provisioning-log roles, so the happy path shows recent failures).
+    pub const FULL: &[&str] = &[
+        "Application.ReadWrite.All",
+        "Organization.ReadWrite.All",
+        "Synchronization.ReadWrite.All",
+        "AuditLog.Read.All",
+        "Directory.Read.All",
+    ];
     pub const SYNC: &str = "Synchronization.ReadWrite.All";
 }
 

@@ -1,6 +1,7 @@
 //! Graph routes under `/beta` and `/v1.0`: path matching, the per-request pipeline (bearer check,
 //! early-retry and fault rules, routing) and helpers shared by the handlers.
 
+mod audit;
 mod directory;
 mod schema;
 mod sync;
@@ -57,6 +58,7 @@ enum Route {
     Applications,
     Application,
     AppTemplates,
+    ProvisioningLogs,
 }
 
 /// Path patterns relative to the version segment; `{}` binds one segment. Earlier entries win,
@@ -86,6 +88,7 @@ const ROUTES: &[(&str, Route, u8)] = &[
     ("applications", Route::Applications, GET),
     ("applications/{}", Route::Application, GET | DELETE),
     ("applications/{}/synchronization/templates", Route::AppTemplates, GET),
+    ("auditLogs/provisioning", Route::ProvisioningLogs, GET),
 ];
 
 fn method_bit(method: &Method) -> u8 {
@@ -311,6 +314,7 @@ fn dispatch(inner: &mut Inner, ctx: &mut Ctx, route: Route, p: &[String]) -> Res
         (Route::TemplateSchema, _) => schema::template_schema(inner, ctx, arg(0), arg(1)),
         (Route::Secrets, Method::GET) => sync::secrets_get(inner, ctx, arg(0)),
         (Route::Secrets, _) => sync::secrets_put(inner, ctx, arg(0)),
+        (Route::ProvisioningLogs, _) => audit::list(inner, ctx),
     }
 }
 

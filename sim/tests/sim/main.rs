@@ -4,6 +4,7 @@
 mod auth;
 mod directory;
 mod faults;
+mod provisioning_logs;
 mod schema;
 mod support;
 mod sync;
