@@ -18,6 +18,7 @@ pub use status::{
     CloudSyncProfileStatus, JobError, JobExecution, JobQuarantine, JobStatus, PendingInstantiate, PendingJobCreate,
     PendingRestart, ScopeRestart, ServicePrincipalRef,
 };
+pub use status::{FailureCount, RecentFailures};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -184,6 +184,43 @@ pub struct JobStatus {
     /// a start is not started again until Graph has had time to show it running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_start_time: Option<String>,
+    /// The failures of the last run from the provisioning logs: error codes, counts and times
+    /// only (never names, DNs or UPNs). Read once per run, and only while the last run has
+    /// errors or escrows; absent while the job is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_failures: Option<RecentFailures>,
+}
+
+/// What the provisioning logs say about a job's failing run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentFailures {
+    /// lastExecution.timeBegan of the run these are for: the logs are read once per run.
+    pub run: String,
+    /// When the provisioning logs were read (RFC 3339); absent when they were not (see note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+    /// Failed entries of this job since the run began, by error code, most frequent first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FailureCount>,
+    /// True when the logs held more failures than the operator reads (the counts are a lower bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
+    /// Why the logs could not be read (a missing permission, a cloud without provisioning logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Failed provisioning log entries with one error code.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureCount {
+    /// provisioningStatusInfo.errorInformation.errorCode, e.g. AttributeValueMustBeUnique.
+    pub code: String,
+    /// How many failed entries had it.
+    pub count: i64,
+    /// activityDateTime of the newest of them (RFC 3339).
+    pub latest: String,
 }
 
 /// A restart whose outcome is not known yet.

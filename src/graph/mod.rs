@@ -4,10 +4,11 @@
 //!
 //! Module graph (no cycles, nothing from the rest of the crate): `error`, `cloud`, `observer`,
 //! `gate` and `model` are leaves; `retry` and `answer` use `error`; `auth` uses `answer`, `cloud`,
-//! `error` and `observer`; `http` uses all of those; `directory` and `sync` add typed calls to
-//! `http::Tenant`.
+//! `error` and `observer`; `http` uses all of those; `directory`, `sync` and `audit` add typed calls
+//! to `http::Tenant`.
 
 pub mod answer;
+pub mod audit;
 pub mod auth;
 pub mod cloud;
 mod directory;

@@ -2,6 +2,7 @@
 //! each recorded in status right after it succeeds) → status (pure conditions, one patch when
 //! something changed).
 
+mod agents;
 mod apply;
 mod cleanup;
 pub mod clock;
@@ -9,6 +10,7 @@ mod context;
 mod coordination;
 pub mod credentials;
 mod execute;
+mod failures;
 pub mod observe;
 pub mod ownership;
 mod pass;

@@ -11,6 +11,7 @@ use super::credentials;
 use super::pass::Pass;
 use super::reason::Problem;
 use super::schema::Parsed;
+use crate::graph::audit::Failures;
 use crate::graph::model::{Organization, ServicePrincipal, SynchronizationJob};
 use crate::graph::schema::ParsedExpression;
 use crate::graph::{GraphError, Tenant};
@@ -44,6 +45,19 @@ pub struct Observed {
     pub owner: Option<super::ownership::Owner>,
     /// The recorded service principal as Graph holds it (its tags), when read or written in this pass.
     pub service_principal: Option<ServicePrincipal>,
+    /// The provisioning-log read of this pass, if one was made (at most one per pass).
+    pub recent_failures: Option<FailuresRead>,
+}
+
+/// A provisioning-log read: the runs it was for, and its answer or refusal (kept as data: a
+/// refusal is a note in status, never a failure of the pass).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailuresRead {
+    /// (job id, the run's timeBegan).
+    pub runs: Vec<(String, String)>,
+    pub outcome: Result<Failures, GraphError>,
+    /// When it was read.
+    pub at: jiff::Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +118,11 @@ pub enum Read {
         service_principal: String,
         job: String,
         expressions: Vec<String>,
+    },
+    /// Failed provisioning-log entries of this service principal for these (job id, run) pairs.
+    RecentFailures {
+        service_principal: String,
+        runs: Vec<(String, String)>,
     },
 }
 
@@ -183,8 +202,32 @@ pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observ
                 seen.parsed.insert(e, verdict);
             }
         }
+        Read::RecentFailures { service_principal, runs } => {
+            seen.recent_failures = Some(recent_failures(pass, graph, &service_principal, runs).await);
+        }
     }
     Ok(())
+}
+
+/// Never fails the pass: a refusal is kept for status. The call does not wait for a Retry-After
+/// or retry (a fail-fast client), so a throttled log read holds nothing up; it is tried again at
+/// the next resync. A refusal the user must fix is told once per run (the run is then recorded).
+async fn recent_failures(pass: &Pass, graph: &Tenant, sp: &str, runs: Vec<(String, String)>) -> FailuresRead {
+    let at = pass.now();
+    let outcome = match super::failures::since(&runs) {
+        Some(since) => graph.fail_fast().provisioning_failures(sp, since).await,
+        None => Ok(Failures::default()),
+    };
+    if let Err(e) = &outcome {
+        match super::failures::note_for(e) {
+            Some(note) => {
+                let reason = super::reason::Reason::RecentFailuresUnavailable;
+                pass.event(kube::runtime::events::EventType::Normal, reason, "ReadProvisioningLogs", note).await;
+            }
+            None => tracing::debug!(error = %e, "provisioning logs not read; trying again at the next resync"),
+        }
+    }
+    FailuresRead { runs, outcome, at }
 }
 
 /// A parse that succeeded without a tree is no usable source either.

@@ -78,6 +78,8 @@ pub fn eventual(status: &CloudSyncProfileStatus, now: Timestamp) -> bool {
 pub fn plan(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Plan {
     match next(spec, status, seen, now) {
         Plan::Wave(steps) if !seen.refreshed && steps.iter().any(Step::needs_intent) => Plan::Read(Read::Status),
+        // Only once everything else is done, so the log read can hold nothing up.
+        p @ Plan::Converged { .. } => super::failures::read(spec, status, seen).map_or(p, Plan::Read),
         p => p,
     }
 }
@@ -624,6 +626,7 @@ pub fn carry_bookkeeping(previous: Option<&JobStatus>, next: &mut JobStatus) {
         next.pending_restart.clone_from(&p.pending_restart);
         next.quarantine_series_started.clone_from(&p.quarantine_series_started);
         next.recorded_at.clone_from(&p.recorded_at);
+        next.recent_failures.clone_from(&p.recent_failures);
         // The start time only guards the moments between a start and Graph showing the job
         // running; once it runs, a later stop (a pause, the service's own) may be started again.
         if next.schedule_state.as_deref() != Some("Active") {

@@ -46,7 +46,8 @@ reasons! {
     NeedsUser: SecretNotFound, SecretInvalid, NoCredentials, WorkloadIdentityNotAllowed,
         WorkloadIdentityUnavailable, CredentialsRejected, GraphUnauthorized, GraphForbidden,
         GraphRequestRejected, AmbiguousServicePrincipal, ConfigurationClaimed, CleanupBlocked, UnreadableSpec,
-        Quarantined, ExecutionFailed, DuplicateJobs, InvalidExpression, DeletesHeld, OwnedElsewhere;
+        Quarantined, ExecutionFailed, DuplicateJobs, InvalidExpression, DeletesHeld, OwnedElsewhere,
+        AgentUnavailable;
     Progress: Creating, WaitingForCredentials, InstantiatePending, JobsMissing, NotRunning,
         NoServicePrincipal, Suspended, Retrying, SchemaPending;
     Fine: Ready, Authenticated, Running, Healthy, SuspendRequested, NotSuspended, Applied, NotManaged;
@@ -54,7 +55,8 @@ reasons! {
         InstantiateUncertain, ServicePrincipalFound, ServicePrincipalAdopted, ServicePrincipalGone,
         JobCreated, JobDeleted, SecretsUpdated, JobStarted, JobPaused, JobRestarted, RestartConfirmed,
         Orphaned, AdoptedLeftInPlace, ApplicationDeleted, ServicePrincipalDeleted, Deleted,
-        SchemaUpdated, SchemaDriftCorrected, ScopeRestarted, OwnershipClaimed, OwnershipReleased;
+        SchemaUpdated, SchemaDriftCorrected, ScopeRestarted, OwnershipClaimed, OwnershipReleased,
+        RecentFailuresUnavailable;
 }
 
 impl std::fmt::Display for Reason {

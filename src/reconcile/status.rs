@@ -89,6 +89,10 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
         ..Default::default()
     };
     carry_bookkeeping(previous, &mut out);
+    // A healthy run again: the failures of the last bad one are history.
+    if !super::failures::unhealthy(&out) {
+        out.recent_failures = None;
+    }
     out
 }
 
@@ -101,11 +105,22 @@ fn running(j: &JobStatus) -> bool {
         && !matches!(code(j), Some(StatusCode::Paused | StatusCode::Quarantine | StatusCode::NotConfigured))
 }
 
-fn degraded(jobs: &[JobStatus], threshold: i64) -> Option<Problem> {
+/// A Degraded problem, and whether it also stops the jobs (Ready turns False).
+struct Degraded {
+    problem: Problem,
+    stops: bool,
+}
+
+fn degraded(jobs: &[JobStatus], threshold: i64, domain: &str) -> Option<Degraded> {
     let mut quarantined = Vec::new();
     let mut failed = Vec::new();
+    // Agent trouble, from the quarantine's error or the last run's.
+    let mut agents = false;
     for j in jobs {
+        let run_error = j.last_execution.as_ref().and_then(|e| e.error.as_ref()).and_then(|e| e.code.as_deref());
         if let Some(q) = j.quarantine.as_ref().filter(|_| code(j) == Some(StatusCode::Quarantine)) {
+            let quarantine_error = q.error.as_ref().and_then(|e| e.code.as_deref());
+            agents |= super::agents::is_agent_code(quarantine_error.or(run_error));
             let cause = q.error.as_ref().map(|e| format!(" ({})", describe(e)));
             let next = q.next_attempt.as_deref().map(|n| format!("; next attempt {n}")).unwrap_or_default();
             quarantined.push(format!(
@@ -115,10 +130,12 @@ fn degraded(jobs: &[JobStatus], threshold: i64) -> Option<Problem> {
                 cause.unwrap_or_default()
             ));
         } else if let Some(e) = j.last_execution.as_ref().filter(|e| e.state.as_deref() == Some("Failed")) {
+            agents |= super::agents::is_agent_code(run_error);
             let why = e.error.as_ref().map(describe).unwrap_or_else(|| "no error given".into());
             failed.push(format!("{}'s last run failed: {why}", j.template_id));
         }
     }
+    let stops = !quarantined.is_empty();
     if !quarantined.is_empty() {
         let held: Vec<&str> = jobs
             .iter()
@@ -129,25 +146,40 @@ fn degraded(jobs: &[JobStatus], threshold: i64) -> Option<Problem> {
             .map(|j| j.template_id.as_str())
             .collect();
         if !held.is_empty() {
-            return Some(Problem::new(
+            let problem = Problem::new(
                 Reason::DeletesHeld,
                 format!(
                     "deletes are held: a run of {} wanted to delete {threshold} objects or more (spec.accidentalDeletes.threshold is {threshold}), so the service quarantined it (TooManyDeletes) and deleted nothing. Check the deletes are intended (the provisioning logs show them as stagedDelete), then approve them with a new spec.restart.requestId and resetScope: ForceDeletes; or fix the scope or the directory and restart without ForceDeletes. The operator never approves deletes by itself",
                     held.join(", ")
                 ),
-            ));
+            );
+            return Some(Degraded { problem, stops });
         }
+    }
+    if agents {
+        let then = if stops {
+            "Then set a new spec.restart.requestId with resetScope QuarantineState"
+        } else {
+            "The job retries by itself"
+        };
+        let what: Vec<String> = quarantined.into_iter().chain(failed).collect();
+        let message = format!("{}. {}. {then}", what.join("; "), super::agents::advice(domain));
+        return Some(Degraded { problem: Problem::new(Reason::AgentUnavailable, message), stops });
+    }
+    if !quarantined.is_empty() {
         let advice = "Fix the cause (for agent errors: check the provisioning agents for the domain), then set a new spec.restart.requestId with resetScope QuarantineState";
-        return Some(Problem::new(Reason::Quarantined, format!("{}. {advice}", quarantined.join("; "))));
+        let problem = Problem::new(Reason::Quarantined, format!("{}. {advice}", quarantined.join("; ")));
+        return Some(Degraded { problem, stops });
     }
     if !failed.is_empty() {
-        return Some(Problem::new(
+        let problem = Problem::new(
             Reason::ExecutionFailed,
             format!(
                 "{}. The job retries by itself; check the provisioning agents and the Domain setting",
                 failed.join("; ")
             ),
-        ));
+        );
+        return Some(Degraded { problem, stops });
     }
     None
 }
@@ -159,9 +191,12 @@ pub fn conditions(spec: &CloudSyncProfileSpec, facts: &Facts, jobs: &[JobStatus]
     let desired_jobs: Vec<&JobStatus> =
         facts.desired.iter().filter_map(|t| jobs.iter().find(|j| j.template_id == *t)).collect();
     let jobs_running = jobs_running(facts, jobs, &desired_jobs, suspended);
-    let degraded = degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>(), spec.delete_threshold())
-        .or_else(|| duplicates(&facts.duplicates));
-    let ready = ready(facts, suspended, degraded.as_ref(), &jobs_running);
+    let degraded =
+        degraded(&desired_jobs.iter().map(|j| (*j).clone()).collect::<Vec<_>>(), spec.delete_threshold(), &spec.domain)
+            .or_else(|| duplicates(&facts.duplicates).map(|problem| Degraded { problem, stops: false }));
+    let stopping = degraded.as_ref().filter(|d| d.stops).map(|d| &d.problem);
+    let ready = ready(facts, suspended, stopping, &jobs_running);
+    let degraded = degraded.map(|d| d.problem);
     let suspend = if suspended {
         Desired::new(
             SUSPENDED,
@@ -280,7 +315,7 @@ fn duplicates(duplicates: &[(String, Vec<String>)]) -> Option<Problem> {
 fn ready(
     facts: &Facts,
     suspended: bool,
-    degraded: Option<&Problem>,
+    stopping: Option<&Problem>,
     jobs_running: &Result<String, Problem>,
 ) -> Result<String, Problem> {
     facts.credentials.clone()?;
@@ -297,7 +332,7 @@ fn ready(
     }
     // A quarantined job does not run. A failed run or a duplicate job is reported by Degraded but
     // leaves Ready alone: the jobs run, and the service retries by itself.
-    if let Some(p) = degraded.filter(|p| matches!(p.reason, Reason::Quarantined | Reason::DeletesHeld)) {
+    if let Some(p) = stopping {
         return Err(p.clone());
     }
     jobs_running.clone()
@@ -331,6 +366,7 @@ pub fn absorb(spec: &CloudSyncProfileSpec, status: &mut CloudSyncProfileStatus, 
         }
     }
     status.jobs = next;
+    super::failures::absorb(spec, status, seen);
     status.pending_job_creates.retain(|p| !job_plan.current.contains_key(p.template_id.as_str()));
     if let Some(r) = &spec.restart {
         let done = plan::desired_templates(spec).iter().all(|t| {
@@ -485,7 +521,7 @@ mod tests {
         q.quarantine = Some(JobQuarantine {
             reason: Some("EncounteredQuarantineException".into()),
             next_attempt: Some("2026-11-26T16:00:00Z".into()),
-            error: Some(JobError { code: Some("HybridIdentityServiceNoActiveAgents".into()), message: None }),
+            error: Some(JobError { code: Some("AzureActiveDirectoryExpiredCredentials".into()), message: None }),
             ..Default::default()
         });
         let c = conditions(&spec(), &facts(), &[q, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
@@ -494,7 +530,7 @@ mod tests {
         assert_eq!(d.reason, "Quarantined");
         assert!(
             d.message.contains("EncounteredQuarantineException")
-                && d.message.contains("HybridIdentityServiceNoActiveAgents")
+                && d.message.contains("AzureActiveDirectoryExpiredCredentials")
         );
         assert!(d.message.contains("restart.requestId"), "tells what to do: {}", d.message);
         assert_eq!(get(&c, types::READY).reason, "Quarantined");
@@ -523,6 +559,119 @@ mod tests {
         assert_eq!((d.status, d.reason.as_str()), (true, "ExecutionFailed"));
         assert!(d.message.contains("TimeOut: took too long"));
         assert!(get(&c, types::READY).status, "a failed run alone leaves the profile Ready");
+    }
+
+    fn failed_with(code: &str) -> JobStatus {
+        let mut f = js(PROVISIONING_TEMPLATE, "Active", "Active");
+        f.last_execution = Some(JobExecution {
+            state: Some("Failed".into()),
+            error: Some(JobError { code: Some(code.into()), message: Some("There are no active agents.".into()) }),
+            ..Default::default()
+        });
+        f
+    }
+
+    #[test]
+    fn agent_codes_name_the_domain_and_what_to_do() {
+        for code in [
+            "HybridIdentityServiceNoAgentsAssigned",
+            "HybridIdentityServiceNoActiveAgents",
+            "HybridIdentityServiceAgentSignalingError",
+        ] {
+            let c = conditions(&spec(), &facts(), &[failed_with(code), js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+            let d = get(&c, types::DEGRADED);
+            assert_eq!((d.status, d.reason.as_str()), (true, "AgentUnavailable"), "{code}");
+            assert!(d.message.contains(code), "{}", d.message);
+            assert!(
+                d.message.contains("for contoso.com") && d.message.contains("three active agents"),
+                "{}",
+                d.message
+            );
+            assert!(d.message.ends_with("The job retries by itself"), "{}", d.message);
+            assert!(get(&c, types::READY).status, "a failed run leaves Ready alone, agent or not");
+        }
+        assert_eq!(
+            get(
+                &conditions(&spec(), &facts(), &[failed_with("HybridIdentityServiceInvalidResource")]),
+                types::DEGRADED
+            )
+            .reason,
+            "ExecutionFailed",
+            "a wrong Domain setting is no agent problem"
+        );
+        assert_eq!(
+            get(&conditions(&spec(), &facts(), &[failed_with("TimeOut")]), types::DEGRADED).reason,
+            "ExecutionFailed"
+        );
+    }
+
+    /// The Argo CD health check's agent case shows what the operator writes for it.
+    #[test]
+    fn argocd_agent_testdata_is_what_the_operator_writes() {
+        let text = include_str!(
+            "../../argocd/resource_customizations/cloudsync.io/CloudSyncProfile/testdata/degraded-agents.yaml"
+        );
+        let profile: crate::api::CloudSyncProfile = serde_yaml::from_str(text).unwrap();
+        let status = profile.status.clone().unwrap();
+        let c = conditions(&profile.spec, &facts(), &status.jobs);
+        for t in [types::DEGRADED, types::READY] {
+            let (want, written) = (get(&c, t), crate::api::conditions::find(&status.conditions, t).unwrap());
+            assert_eq!(
+                (want.status, want.reason.as_str(), want.message.as_str()),
+                (written.status == "True", written.reason.as_str(), written.message.as_str()),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn agent_quarantine_stops_ready() {
+        let mut q = js(PROVISIONING_TEMPLATE, "Active", "Quarantine");
+        q.quarantine = Some(JobQuarantine {
+            reason: Some("EncounteredQuarantineException".into()),
+            error: Some(JobError { code: Some("HybridIdentityServiceNoActiveAgents".into()), message: None }),
+            ..Default::default()
+        });
+        let c = conditions(&spec(), &facts(), &[q, js(PASSWORD_HASH_TEMPLATE, "Active", "Active")]);
+        let (d, r) = (get(&c, types::DEGRADED), get(&c, types::READY));
+        assert_eq!((d.reason.as_str(), r.reason.as_str(), r.status), ("AgentUnavailable", "AgentUnavailable", false));
+        assert!(
+            d.message.contains("is quarantined: EncounteredQuarantineException (HybridIdentityServiceNoActiveAgents)"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.ends_with("resetScope QuarantineState"), "{}", d.message);
+        assert_eq!(d.message, r.message);
+    }
+
+    #[test]
+    fn recent_failures_are_dropped_once_a_run_is_healthy() {
+        use crate::api::RecentFailures;
+        use crate::graph::model::{SynchronizationStatus, TaskExecution};
+        let previous = JobStatus {
+            template_id: PROVISIONING_TEMPLATE.into(),
+            id: "p".into(),
+            recent_failures: Some(RecentFailures { run: "r1".into(), ..Default::default() }),
+            ..Default::default()
+        };
+        let mut job = SynchronizationJob {
+            id: "p".into(),
+            template_id: Some(PROVISIONING_TEMPLATE.into()),
+            schedule: None,
+            status: Some(SynchronizationStatus {
+                last_execution: Some(TaskExecution {
+                    state: Some("EntryLevelErrors".into()),
+                    count_escrowed: Some(2),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            synchronization_job_settings: vec![],
+        };
+        assert!(job_status(&job, Some(&previous)).recent_failures.is_some(), "kept while the run has errors");
+        job.status.as_mut().unwrap().last_execution.as_mut().unwrap().state = Some("Succeeded".into());
+        job.status.as_mut().unwrap().last_execution.as_mut().unwrap().count_escrowed = Some(0);
+        assert_eq!(job_status(&job, Some(&previous)).recent_failures, None);
     }
 
     #[test]

@@ -31,6 +31,8 @@
 --     Quarantined, ExecutionFailed, DuplicateJobs, DeletesHeld (src/reconcile/status.rs;
 --                                            normally caught by rule 5 through the Degraded
 --                                            condition already)
+--     AgentUnavailable                       (a job error code that means no provisioning agent
+--                                            serves the domain; src/reconcile/agents.rs)
 --     InvalidExpression                      (an attribute mapping's expression that Graph's
 --                                            parseExpression refuses; the SchemaApplied condition)
 --   transient or progress (Ready=False -> Progressing):
@@ -61,6 +63,7 @@ local USER_ACTION = {
   DuplicateJobs = true,
   InvalidExpression = true,
   DeletesHeld = true,
+  AgentUnavailable = true,
 }
 
 local WAITING = "Waiting for the operator"
