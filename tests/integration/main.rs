@@ -20,6 +20,7 @@ mod chart;
 mod crash;
 mod crd_skew;
 mod dockerfile;
+mod failures;
 mod graph_client;
 mod leader;
 mod observability;
