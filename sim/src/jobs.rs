@@ -858,6 +858,36 @@ mod tests {
     }
 
     #[test]
+    fn entry_level_errors_escrow_and_log_without_becoming_a_success() {
+        let mut j = job();
+        j.set_entry_errors(at(0), "AttributeValueMustBeUnique".into(), 4, Some(2));
+        j.start(at(0));
+        let v = j.snapshot(at(EXECUTION_SECS), Value::Null);
+        let e = &v["status"]["lastExecution"];
+        assert_eq!((e["state"].as_str(), e["countEscrowed"].as_u64()), (Some("EntryLevelErrors"), Some(4)));
+        assert!(e["error"].is_null());
+        assert!(v["status"]["lastSuccessfulExecution"].is_null());
+        let failures = j.log().iter().filter(|l| l.status == provisioning::Status::Failure).count();
+        assert_eq!(failures, 4);
+        assert_eq!(
+            j.log().iter().filter(|l| l.status == provisioning::Status::Success).count(),
+            5,
+            "full-cycle sample"
+        );
+        // The second run has them too, then they stop; a long fold logs only its last runs.
+        let v = j.snapshot(at(4 * ACTIVE_INTERVAL_SECS + EXECUTION_SECS), Value::Null);
+        assert_eq!(v["status"]["lastExecution"]["state"], "Succeeded");
+        assert_eq!(v["status"]["lastExecution"]["countEscrowed"], 0);
+        assert_eq!(j.log().iter().filter(|l| l.status == provisioning::Status::Failure).count(), 8);
+        j.set_entry_errors(at(10_000), "X".into(), 1, None);
+        j.advance(at(10_000 + 100 * ACTIVE_INTERVAL_SECS));
+        let xs = j.log().iter().filter(|l| l.error_code.as_deref() == Some("X")).count() as u64;
+        assert_eq!(xs, provisioning::RUNS_LOGGED_PER_FOLD);
+        let seqs: Vec<u64> = j.log().iter().map(|l| l.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "unique, increasing");
+    }
+
+    #[test]
     fn reset_scope_parsing() {
         let s = ResetScope::parse("Watermark, Escrows, QuarantineState").unwrap();
         assert!(s.has(ResetScope::WATERMARK) && s.has(ResetScope::ESCROWS) && s.clears_quarantine());

@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
-use cloudsync_operator::api::{CloudSyncProfile, JobStatus};
-use cloudsync_sim::{Registration, SimHandle, Simulator};
+use cloudsync_operator::api::{Cloud, CloudSyncProfile, JobStatus};
+use cloudsync_operator::graph::{ClientConfig, Credential, GraphClient, Overrides, RetryPolicy, Tenant};
+use cloudsync_sim::{FaultSpec, Registration, SimHandle, Simulator};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
+use secrecy::SecretString;
 use serde_json::json;
 
 use crate::support::kube_env::{client, namespace};
@@ -204,4 +206,76 @@ async fn an_agent_error_code_becomes_agent_unavailable_naming_the_domain() {
         is_ready(p) && condition(p, "Degraded").is_some_and(|c| c.status == "False")
     })
     .await;
+}
+
+/// The operator's Graph client, on its own.
+fn graph(sim: &SimHandle) -> Tenant {
+    let url = url::Url::parse(&sim.url()).unwrap();
+    let config = ClientConfig {
+        overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy::default(),
+    };
+    let credential = Credential::ClientSecret { client_id: CLIENT.into(), secret: SecretString::from(CLIENT_SECRET) };
+    GraphClient::new(config).unwrap().tenant(Cloud::Global, TENANT, credential)
+}
+
+#[tokio::test]
+async fn the_client_reads_two_pages_at_most_and_says_when_there_were_more() {
+    let sim = simulator().await;
+    let g = graph(&sim);
+    let sp = g.instantiate_cloud_sync("contoso.com").await.unwrap().service_principal.id;
+    let job = g.create_job(&sp, PROVISIONING, false).await.unwrap().id;
+    let since: jiff::Timestamp = "2000-01-01T00:00:00Z".parse().unwrap();
+    sim.entry_errors(TENANT, &sp, &job, "ExportNonRetryableFailure", 60, Some(3)).unwrap();
+    g.start_job(&sp, &job).await.unwrap();
+    // Three runs of 60 failures: more than the two pages of 50 the client reads.
+    let mut read = g.provisioning_failures(&sp, since).await.unwrap();
+    let deadline = std::time::Instant::now() + CONVERGE;
+    while !read.truncated {
+        assert!(std::time::Instant::now() < deadline, "never more than two pages: {}", read.entries.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        read = g.provisioning_failures(&sp, since).await.unwrap();
+    }
+    assert_eq!(read.entries.len(), 100);
+    assert!(
+        read.entries.iter().all(|f| f.job_id.as_deref() == Some(job.as_str())
+            && f.error_code.as_deref() == Some("ExportNonRetryableFailure"))
+    );
+    let times: Vec<_> = read.entries.iter().map(|f| f.time.unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let pages: Vec<String> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.contains("/auditLogs/provisioning"))
+        .map(|c| c.query.unwrap_or_default())
+        .collect();
+    assert!(pages.iter().any(|q| q.contains("skiptoken")), "the second page follows the nextLink: {pages:?}");
+    // Nothing after a time in the future, and that is no truncation.
+    let later = g.provisioning_failures(&sp, "2100-01-01T00:00:00Z".parse().unwrap()).await.unwrap();
+    assert_eq!((later.entries.len(), later.truncated), (0, false));
+}
+
+#[tokio::test]
+async fn a_throttled_log_read_holds_nothing_up_and_is_made_later() {
+    let (_client, _ns, api, sim, _op, p) = setup("failures-throttled", simulator().await).await;
+    let (sp, job_id) = ids(&p);
+    sim.add_fault(
+        FaultSpec::parse_cli("kind=status,status=429,retryAfter=1,method=GET,path=/**/auditLogs/provisioning,times=2")
+            .unwrap(),
+    )
+    .unwrap();
+    sim.entry_errors(TENANT, &sp, &job_id, "AttributeValueMustBeUnique", 1, None).unwrap();
+    eventually(CONVERGE, "two throttled log reads", || {
+        sim.calls().iter().filter(|c| c.path.contains("/auditLogs/provisioning") && c.status == 429).count() >= 2
+    })
+    .await;
+    let p = api.get("contoso").await.unwrap();
+    assert!(is_ready(&p), "a throttled log read is no failure of the profile");
+    assert!(!sim.calls().iter().any(|c| c.early_retry), "its Retry-After is honoured");
+    let p = wait_for(&api, "contoso", CONVERGE, "the failures, read after the throttling", |p| {
+        job(p, PROVISIONING).and_then(|j| j.recent_failures.as_ref()).is_some_and(|r| !r.errors.is_empty())
+    })
+    .await;
+    assert!(is_ready(&p));
 }
