@@ -76,7 +76,7 @@ fn assert_no_personal_data(what: &str, text: &str) {
 
 #[tokio::test]
 async fn entry_level_errors_show_codes_and_counts_and_a_healthy_profile_reads_no_logs() {
-    let (client, ns, api, sim, _op, p) = setup("failures-codes", simulator().await).await;
+    let (client, ns, api, sim, op, p) = setup("failures-codes", simulator().await).await;
     // Steady and healthy: several passes, no provisioning-log read.
     passes(&sim, 4).await;
     assert_eq!(audit_calls(&sim), 0, "a healthy profile reads no provisioning logs");
@@ -108,6 +108,7 @@ async fn entry_level_errors_show_codes_and_counts_and_a_healthy_profile_reads_no
     // Codes, counts and times only: nothing of the entries' identities anywhere.
     assert_no_personal_data("the profile", &serde_json::to_string(&p).unwrap());
     assert_no_personal_data("the Events", &serde_json::to_string(&events(&client, &ns).await).unwrap());
+    assert_no_personal_data("the operator's logs", &op.logs());
 
     // Once per run: never more reads than the job had runs.
     passes(&sim, 3).await;
