@@ -43,9 +43,9 @@ hack/testenv.sh down
 hack/testenv.sh up
 eval "$(hack/testenv.sh env)"
 
-say "installing the CloudSyncProfile CRD"
-kubectl apply --server-side -f crds/cloudsyncprofiles.cloudsync.io.yaml
-kubectl wait --for=condition=Established crd/cloudsyncprofiles.cloudsync.io --timeout=60s
+say "installing the CRDs (CloudSyncProfile, ProvisionRequest)"
+kubectl apply --server-side -f crds/
+kubectl wait --for=condition=Established crd/cloudsyncprofiles.cloudsync.io crd/provisionrequests.cloudsync.io --timeout=60s
 
 mkdir -p "$DEMO"
 say "starting the Graph simulator (job status runs 30x faster than real time)"

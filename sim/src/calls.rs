@@ -63,6 +63,9 @@ pub struct Counters {
     /// PATCHes of a service principal (its tags).
     #[serde(default)]
     pub service_principal_patches: u64,
+    /// provisionOnDemand calls the service carried out (not those refused or throttled).
+    #[serde(default)]
+    pub provisions_on_demand: u64,
     pub deletes: u64,
     /// Service principals beyond the first per (applicationTemplateId, displayName), now.
     pub duplicate_service_principals: u64,
@@ -92,6 +95,7 @@ pub enum Event {
     SchemaPut,
     OrganizationPatch,
     ServicePrincipalPatch,
+    ProvisionOnDemand,
     Delete,
 }
 
@@ -112,6 +116,7 @@ impl Counters {
             Event::SchemaPut => &mut self.schema_puts,
             Event::OrganizationPatch => &mut self.organization_patches,
             Event::ServicePrincipalPatch => &mut self.service_principal_patches,
+            Event::ProvisionOnDemand => &mut self.provisions_on_demand,
             Event::Delete => &mut self.deletes,
         };
         *c += 1;

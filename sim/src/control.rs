@@ -530,6 +530,39 @@ async fn job_recover(
     Ok(ok(StatusCode::OK, &job_action(&sim, &tid, &sp, &job, JobAction::Recover)?))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OnDemandBody {
+    dn: String,
+    #[serde(flatten)]
+    outcome: crate::ondemand::Scripted,
+}
+
+/// Sets what provisionOnDemand answers for one object of a job (until set again).
+pub fn script_on_demand(
+    sim: &Shared,
+    tenant_id: &str,
+    job_id: &str,
+    dn: &str,
+    outcome: crate::ondemand::Scripted,
+) -> Result<(), String> {
+    outcome.validate()?;
+    let key = format!("{tenant_id}/{job_id}/{}", dn.to_lowercase());
+    sim.lock().on_demand_script.insert(key, outcome);
+    Ok(())
+}
+
+async fn job_on_demand(
+    State(sim): State<Arc<Shared>>,
+    Path((tid, _sp, job)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, GraphError> {
+    let b: OnDemandBody = parse(&body)?;
+    script_on_demand(&sim, &tid, &job, &b.dn, b.outcome)
+        .map_err(|e| GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn health(State(sim): State<Arc<Shared>>) -> impl IntoResponse {
     ok(
         StatusCode::OK,
@@ -548,6 +581,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/tenants/{tid}/state", get(tenant_state))
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs", post(seed_job))
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/quarantine", post(job_quarantine))
+        .route("/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/onDemand", post(job_on_demand))
         .route("/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/fail", post(job_fail).delete(job_recover))
         .route(
             "/tenants/{tid}/servicePrincipals/{sp}/jobs/{job}/deletes",

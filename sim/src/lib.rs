@@ -19,6 +19,7 @@ mod jobs;
 mod odata;
 #[cfg(test)]
 mod odata_props;
+mod ondemand;
 mod provisioning;
 mod routes;
 mod schema;
@@ -321,6 +322,21 @@ impl SimHandle {
     /// Makes the next `runs` runs of a job (all, if `None`) end with `count` entry-level errors
     /// of `error_code` (state EntryLevelErrors, countEscrowed, failure entries in the
     /// provisioning logs); `count` 0 withdraws them.
+    /// What provisionOnDemand answers for `dn` on this job: `result` Success, Skipped or Failure,
+    /// with Graph's `errorCode`. Without a script, an object's first call succeeds (Create) and
+    /// later ones are Skipped with RedundantExport.
+    pub fn script_on_demand(
+        &self,
+        tenant_id: &str,
+        job_id: &str,
+        dn: &str,
+        result: &str,
+        error_code: Option<&str>,
+    ) -> Result<(), SimError> {
+        let outcome = ondemand::Scripted { result: result.to_owned(), error_code: error_code.map(str::to_owned) };
+        control::script_on_demand(&self.shared, tenant_id, job_id, dn, outcome).map_err(SimError::Control)
+    }
+
     pub fn entry_errors(
         &self,
         tenant_id: &str,

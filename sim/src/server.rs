@@ -31,6 +31,10 @@ pub struct Inner {
     pub log: CallLog,
     /// provisionOnDemand calls per job, for its 5-per-10-seconds limit.
     pub on_demand: std::collections::HashMap<String, std::collections::VecDeque<Instant>>,
+    /// Objects provisioned on demand, by `tenant/job/dn` (lowercase): a second time is Skipped.
+    pub on_demand_done: std::collections::HashSet<String>,
+    /// Outcomes set through the control API, by `tenant/job/dn` (lowercase).
+    pub on_demand_script: std::collections::HashMap<String, crate::ondemand::Scripted>,
 }
 
 pub struct Shared {

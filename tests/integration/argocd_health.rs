@@ -13,9 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const CHECK_DIR: &str = "argocd/resource_customizations/cloudsync.io/CloudSyncProfile";
+const REQUEST_CHECK_DIR: &str = "argocd/resource_customizations/cloudsync.io/ProvisionRequest";
 
 /// The cases health_test.yaml must have (one real manifest each).
 const EXPECTED_CASES: usize = 14;
+const EXPECTED_REQUEST_CASES: usize = 5;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +48,11 @@ fn check_dir() -> PathBuf {
 }
 
 fn health_tests() -> HealthTests {
-    let path = check_dir().join("health_test.yaml");
+    health_tests_in(&check_dir())
+}
+
+fn health_tests_in(dir: &Path) -> HealthTests {
+    let path = dir.join("health_test.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -73,6 +79,12 @@ fn cases_pass_on_argo_cds_lua_vm() {
 
     let cases = health_tests().tests.len();
     assert_eq!(cases, EXPECTED_CASES, "health_test.yaml changed: update EXPECTED_CASES");
+    let requests = health_tests_in(&root().join(REQUEST_CHECK_DIR)).tests.len();
+    assert_eq!(
+        requests, EXPECTED_REQUEST_CASES,
+        "ProvisionRequest/health_test.yaml changed: update EXPECTED_REQUEST_CASES"
+    );
+    let cases = cases + requests;
     let summary = format!("argocd-health: {cases} passed, 0 failed");
     assert!(stdout.lines().any(|l| l == summary), "expected the line {summary:?} in:\n{stdout}");
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), cases, "{stdout}");
@@ -158,4 +170,26 @@ fn script_knows_every_operator_reason() {
     let table = user_action_reasons(&script);
     let needs_user = operator_reasons(&[Kind::NeedsUser]);
     assert_eq!(table, needs_user, "health.lua's USER_ACTION must be exactly the reasons that need the user");
+}
+
+/// The ProvisionRequest check: a case for each health it gives, and every manifest a real
+/// ProvisionRequest that the operator's types read without losing a field.
+#[test]
+fn request_testdata_are_provision_requests_and_cover_every_health() {
+    let dir = root().join(REQUEST_CHECK_DIR);
+    let tests = health_tests_in(&dir).tests;
+    for status in ["Healthy", "Progressing", "Degraded"] {
+        assert!(tests.iter().any(|t| t.health_status.status == status), "no ProvisionRequest case for {status}");
+    }
+    for t in &tests {
+        let text = read(&dir.join(&t.input_path));
+        let request: cloudsync_operator::api::ProvisionRequest =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not a ProvisionRequest: {e}", t.input_path));
+        let original: Value = serde_yaml::from_str(&text).expect("YAML");
+        assert!(original["metadata"]["uid"].is_string(), "{}: not taken from a cluster", t.input_path);
+        let back = serde_json::to_value(&request).expect("serialize");
+        for part in ["spec", "status"] {
+            assert_eq!(back.get(part), original.get(part), "{}: {part} does not round-trip", t.input_path);
+        }
+    }
 }

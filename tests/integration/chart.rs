@@ -73,6 +73,8 @@ fn watch_rules() -> BTreeSet<Rule> {
         rule("cloudsync.io", "cloudsyncprofiles", &["get", "list", "watch", "patch", "update"], &[]),
         rule("cloudsync.io", "cloudsyncprofiles/status", &["get", "patch", "update"], &[]),
         rule("cloudsync.io", "cloudsyncprofiles/finalizers", &["update"], &[]),
+        rule("cloudsync.io", "provisionrequests", &["get", "list", "watch", "delete"], &[]),
+        rule("cloudsync.io", "provisionrequests/status", &["get", "patch", "update"], &[]),
         rule("", "secrets", &["get", "list", "watch"], &[]),
         rule("events.k8s.io", "events", &["create", "patch"], &[]),
     ]
@@ -172,15 +174,20 @@ fn helm_lint_strict_is_clean_for_every_value_set() {
 }
 
 #[test]
-fn the_chart_ships_the_generated_crd_byte_for_byte() {
-    let generated = std::fs::read(repo_root().join("crds/cloudsyncprofiles.cloudsync.io.yaml")).unwrap();
-    let shipped = std::fs::read(chart_dir().join("crds/cloudsyncprofiles.cloudsync.io.yaml")).unwrap();
-    assert!(
-        generated == shipped,
-        "charts/cloudsync-operator/crds/ differs from crds/; run: cp crds/cloudsyncprofiles.cloudsync.io.yaml {CHART}/crds/"
-    );
-    let files: Vec<_> = std::fs::read_dir(chart_dir().join("crds")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(files.len(), 1, "only the one CRD: {files:?}");
+fn the_chart_ships_the_generated_crds_byte_for_byte() {
+    let mut generated: Vec<_> =
+        std::fs::read_dir(repo_root().join("crds")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut shipped: Vec<_> =
+        std::fs::read_dir(chart_dir().join("crds")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    generated.sort();
+    shipped.sort();
+    assert_eq!(generated, shipped, "the chart ships exactly the CRDs of crds/");
+    assert_eq!(generated.len(), 2, "CloudSyncProfile and ProvisionRequest: {generated:?}");
+    for file in generated {
+        let a = std::fs::read(repo_root().join("crds").join(&file)).unwrap();
+        let b = std::fs::read(chart_dir().join("crds").join(&file)).unwrap();
+        assert!(a == b, "{CHART}/crds/{file:?} differs from crds/; run: make crd");
+    }
 }
 
 #[test]

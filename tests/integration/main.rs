@@ -24,6 +24,7 @@ mod failures;
 mod graph_client;
 mod leader;
 mod observability;
+mod ondemand;
 mod operator;
 mod outage;
 mod ownership;

@@ -72,6 +72,13 @@ Secret's data); events.k8s.io Events for the profiles. No CRD access: the chart 
 - apiGroups: ["cloudsync.io"]
   resources: ["cloudsyncprofiles/finalizers"]
   verbs: ["update"]
+# ProvisionRequests: run once, record the outcome, delete after ttlSecondsAfterFinished.
+- apiGroups: ["cloudsync.io"]
+  resources: ["provisionrequests"]
+  verbs: ["get", "list", "watch", "delete"]
+- apiGroups: ["cloudsync.io"]
+  resources: ["provisionrequests/status"]
+  verbs: ["get", "patch", "update"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]

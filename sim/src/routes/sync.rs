@@ -253,23 +253,49 @@ pub fn validate_credentials(
 }
 
 pub fn provision_on_demand(inner: &mut Inner, ctx: &mut Ctx, key: &str, job_id: &str) -> Result<Reply, GraphError> {
-    with_job(inner, ctx, key, job_id, |_, _| ())?;
+    let template = with_job(inner, ctx, key, job_id, |j, _| j.template_id.clone())?;
+    let id = sync_sp(inner, ctx, key, true)?;
     let body = ctx.json_body(GraphError::sync_bad_request)?.unwrap_or_default();
-    let subject = body
-        .get("parameters")
+    let parameter = body.get("parameters").and_then(Value::as_array).and_then(|p| p.first()).ok_or_else(|| {
+        GraphError::sync_bad_request("parameters must contain one synchronizationJobApplicationParameters.")
+    })?;
+    let rule_id = parameter.get("ruleId").and_then(Value::as_str).unwrap_or_default().to_string();
+    let subject = parameter
+        .get("subjects")
         .and_then(Value::as_array)
-        .and_then(|p| p.first())
-        .filter(|p| p.get("ruleId").and_then(Value::as_str).is_some_and(|r| !r.is_empty()))
-        .and_then(|p| p.get("subjects").and_then(Value::as_array).and_then(|s| s.first()).cloned())
+        .and_then(|s| s.first())
+        .cloned()
         .filter(|s| {
-            s.get("objectId").and_then(Value::as_str).is_some()
+            s.get("objectId").and_then(Value::as_str).is_some_and(|o| !o.is_empty())
                 && s.get("objectTypeName").and_then(Value::as_str).is_some()
         })
         .ok_or_else(|| {
             GraphError::sync_bad_request(
-                "parameters must contain a ruleId and at least one subject with objectId and objectTypeName.",
+                "parameters[0].subjects must contain a subject with objectId and objectTypeName.",
             )
         })?;
+    // The rule id comes from this job's schema; clients must read it, not invent it.
+    let schema = {
+        let s = sp(inner, ctx, &id)?;
+        s.schemas.get(job_id).cloned().unwrap_or_else(|| templates::schema(&template))
+    };
+    let rules: Vec<&str> = schema["synchronizationRules"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r.get("id").and_then(Value::as_str)).collect())
+        .unwrap_or_default();
+    if !rules.contains(&rule_id.as_str()) {
+        return Err(GraphError::sync_bad_request(format!(
+            "The ruleId '{rule_id}' does not identify a synchronization rule of this job's schema."
+        )));
+    }
+    let object_id = subject["objectId"].as_str().unwrap_or_default().to_string();
+    let object_type = subject["objectTypeName"].as_str().unwrap_or_default().to_string();
+    if !crate::ondemand::OBJECT_TYPES.contains(&object_type.as_str()) {
+        return Err(GraphError::sync_bad_request(format!(
+            "objectTypeName '{object_type}' is not one of {}.",
+            crate::ondemand::OBJECT_TYPES.join(", ")
+        )));
+    }
     // The service allows 5 requests per 10 seconds; this is a protocol limit, so real time.
     let now = Instant::now();
     let calls = inner.on_demand.entry(format!("{}/{job_id}", ctx.tenant_id())).or_default();
@@ -287,24 +313,13 @@ pub fn provision_on_demand(inner: &mut Inner, ctx: &mut Ctx, key: &str, job_id: 
         .with_header(header::RETRY_AFTER, wait.to_string()));
     }
     calls.push_back(now);
-    let key_json = json!({"objectId": subject["objectId"], "objectTypeName": subject["objectTypeName"]}).to_string();
-    let value_json = json!({
-        "result": "Success",
-        "activityId": ids::guid(),
-        "details": {
-            "provisioningSteps": [
-                {"name": "EntryImport", "status": "Success"},
-                {"name": "EntrySynchronizationScoping", "status": "Success"},
-                {"name": "EntryExport", "status": "Success"},
-            ],
-        },
-    })
-    .to_string();
-    let body = json!({
-        "@odata.context": ctx.context("microsoft.graph.stringKeyStringValuePair"),
-        "key": key_json,
-        "value": value_json,
-    });
+    let object_key = format!("{}/{job_id}/{}", ctx.tenant_id(), object_id.to_lowercase());
+    let script = inner.on_demand_script.get(&object_key).cloned();
+    let seen = !inner.on_demand_done.insert(object_key);
+    let (key_json, value_json) = crate::ondemand::answer(&object_id, &object_type, seen, script.as_ref());
+    let tenant_id = ctx.principal.tenant.clone();
+    inner.log.event(Some(&tenant_id), Event::ProvisionOnDemand);
+    let body = json!({"@odata.context": crate::ondemand::CONTEXT, "key": key_json, "value": value_json});
     Ok(Reply::Json(StatusCode::OK, body))
 }
 

@@ -4,6 +4,7 @@
 mod auth;
 mod directory;
 mod faults;
+mod on_demand;
 mod provisioning_logs;
 mod schema;
 mod support;

@@ -358,18 +358,6 @@ async fn job_actions_and_delete() {
         .status,
         204
     );
-    let r = env
-        .post(
-            &t,
-            &format!("{path}/provisionOnDemand"),
-            Some(json!({"parameters": [{"ruleId": "r1", "subjects": [{"objectId": "CN=AdeleV,CN=Users,DC=corp,DC=contoso,DC=com", "objectTypeName": "user"}]}]})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let value: Value = serde_json::from_str(r.body["value"].as_str().unwrap()).unwrap();
-    assert_eq!(value["result"], "Success");
-    assert!(serde_json::from_str::<Value>(r.body["key"].as_str().unwrap()).is_ok());
-    assert_envelope(&env.post(&t, &format!("{path}/provisionOnDemand"), Some(json!({}))).await, 400, "BadRequest");
     let schema = env.get(&t, &format!("{path}/schema")).await;
     assert!(schema.body["synchronizationRules"].is_array());
     assert_eq!(

@@ -57,13 +57,20 @@ pub async fn client() -> Client {
 async fn install_crd(client: Client) {
     let version = client.apiserver_version().await.expect("apiserver /version");
     eprintln!("integration tests run against kube-apiserver {} ({})", version.git_version, kubeconfig_path().display());
-    let text = std::fs::read_to_string(repo_root().join("crds/cloudsyncprofiles.cloudsync.io.yaml")).expect("read CRD");
-    let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse CRD");
-    let name = crd.metadata.name.clone().expect("CRD name");
     let crds: Api<CustomResourceDefinition> = Api::all(client);
-    crds.patch(&name, &PatchParams::apply("cloudsync-tests").force(), &Patch::Apply(&crd)).await.expect("apply CRD");
-    let established = await_condition(crds, &name, conditions::is_crd_established());
-    tokio::time::timeout(Duration::from_secs(30), established).await.expect("CRD established in 30s").expect("watch");
+    for file in ["cloudsyncprofiles.cloudsync.io.yaml", "provisionrequests.cloudsync.io.yaml"] {
+        let text = std::fs::read_to_string(repo_root().join("crds").join(file)).expect("read CRD");
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse CRD");
+        let name = crd.metadata.name.clone().expect("CRD name");
+        crds.patch(&name, &PatchParams::apply("cloudsync-tests").force(), &Patch::Apply(&crd))
+            .await
+            .expect("apply CRD");
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .expect("CRD established in 30s")
+            .expect("watch");
+    }
 }
 
 /// Creates a fresh namespace named after the test. No namespace controller runs here, so

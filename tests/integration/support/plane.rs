@@ -31,7 +31,7 @@ impl Plane {
     /// Brings up a new plane and installs the CRD on it.
     pub fn up() -> Self {
         let plane = Self::bare();
-        let crd = repo_root().join("crds/cloudsyncprofiles.cloudsync.io.yaml");
+        let crd = repo_root().join("crds");
         let crd = crd.to_str().expect("utf-8 path");
         let applied = plane.kubectl(&["apply", "--server-side", "-f", crd]);
         assert!(applied.status.success(), "{}", text(&applied));
@@ -40,6 +40,7 @@ impl Plane {
             "--for=condition=Established",
             "--timeout=60s",
             "crd/cloudsyncprofiles.cloudsync.io",
+            "crd/provisionrequests.cloudsync.io",
         ]);
         assert!(established.status.success(), "{}", text(&established));
         plane
