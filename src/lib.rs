@@ -10,6 +10,7 @@ pub mod graph;
 pub mod leader;
 pub mod metrics;
 pub mod ondemand;
+pub mod plugin;
 pub mod reconcile;
 pub mod server;
 pub mod telemetry;

@@ -150,6 +150,9 @@ pub struct JobStatus {
     /// job.schedule.state: Active, Disabled or Paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_state: Option<String>,
+    /// job.schedule.interval in seconds: how often the service runs the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_interval_seconds: Option<i64>,
     /// job.status.code: NotConfigured, NotRun, Active, Paused or Quarantine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,

@@ -66,6 +66,7 @@ pub fn job_status(job: &SynchronizationJob, previous: Option<&JobStatus>) -> Job
         template_id: job.template().to_string(),
         id: job.id.clone(),
         schedule_state: job.schedule_state().map(|s| s.as_str().to_string()),
+        schedule_interval_seconds: job.schedule.as_ref().and_then(|s| s.interval).map(|d| d.as_secs() as i64),
         code: job.code().map(|c| c.as_str().to_string()),
         last_execution: status.and_then(|s| s.last_execution.as_ref()).map(|e| JobExecution {
             state: e.state.clone(),

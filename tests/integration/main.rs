@@ -28,6 +28,7 @@ mod ondemand;
 mod operator;
 mod outage;
 mod ownership;
+mod plugin;
 mod rbac_e2e;
 mod readme;
 mod safety;
