@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::run;
-use crate::api::{CloudSyncProfile, ProvisionRequest};
-use crate::controller::watch_backoff;
+use crate::api::ProvisionRequest;
+use crate::controller::{WatchedProfile, watch_backoff};
 use crate::reconcile::Context;
 
 /// How often an operator whose cluster lacks the ProvisionRequest CRD looks for it again.
@@ -74,7 +74,9 @@ pub async fn controller(
     if !crd_served(&requests, &shutdown).await {
         return;
     }
-    let profiles: Api<CloudSyncProfile> = api(&client, namespace.as_deref());
+    // Through DeserializeGuard like the profile controller's own watch: a profile this version
+    // cannot read (a newer CRD) must not break the watch of every other.
+    let profiles: Api<WatchedProfile> = api(&client, namespace.as_deref());
     let (reader, writer) = reflector::store();
     // Installs that shard profiles by label serve the requests that carry the same labels.
     let mut wc = watcher::Config::default();
@@ -90,7 +92,7 @@ pub async fn controller(
     let store = reader.clone();
     let stopping = shutdown.clone();
     Controller::for_stream(request_stream, reader)
-        .watches_stream(profile_stream, move |p: CloudSyncProfile| {
+        .watches_stream(profile_stream, move |p: WatchedProfile| {
             let ns = p.namespace();
             let name = p.name_any();
             store

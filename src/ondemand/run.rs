@@ -128,7 +128,19 @@ pub async fn reconcile(req: Arc<ProvisionRequest>, ctx: Arc<Context>) -> Result<
     }
 
     let profiles: Api<CloudSyncProfile> = Api::namespaced(ctx.kube.clone(), &ns);
-    let profile = profiles.get_opt(&req.spec.profile).await?;
+    let profile = match profiles.get_opt(&req.spec.profile).await {
+        Ok(p) => p,
+        Err(kube::Error::SerdeError(e)) => {
+            let message = format!(
+                "this operator version cannot read CloudSyncProfile {} ({e}); waiting until it can",
+                req.spec.profile
+            );
+            w.condition(Desired::new(COMPLETE, false, "ProfileNotReady", message), now);
+            w.save().await?;
+            return Ok(Action::requeue(PROFILE_WAIT));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let target = match plan::target(&req.spec.profile, profile.as_ref()) {
         Ok(t) => t,
         Err(b) if b.may_clear && plan::next(&w.status.subjects).is_some() => {

@@ -467,10 +467,21 @@ async fn kubectl_get_prints_the_columns() {
     assert!(wide.lines().next().unwrap().ends_with("MESSAGE"), "{wide}");
     assert!(wide.contains("jobs are running"), "{wide}");
 
-    // The category resolves to the same table.
+    // The category lists both kinds; the profiles with the same columns (kubectl prefixes names
+    // with the kind when a category spans several).
     let by_category = String::from_utf8(kubectl(&["get", "cloudsync", "-n", &ns]).stdout).unwrap();
     let row: Vec<&str> = by_category.lines().nth(1).unwrap_or_default().split_whitespace().collect();
-    assert_eq!(row.get(..4), Some(&["contoso", "True", "Ready", "contoso.com"][..]), "{by_category}");
+    assert_eq!(
+        row.get(..4),
+        Some(&["cloudsyncprofile.cloudsync.io/contoso", "True", "Ready", "contoso.com"][..]),
+        "{by_category}"
+    );
+    let kinds =
+        String::from_utf8(kubectl(&["api-resources", "--categories", "cloudsync", "-o", "name"]).stdout).unwrap();
+    assert_eq!(
+        kinds.split_whitespace().collect::<Vec<_>>(),
+        ["cloudsyncprofiles.cloudsync.io", "provisionrequests.cloudsync.io"]
+    );
 
     let explain = String::from_utf8(kubectl(&["explain", "csp.spec.restart.resetScope"]).stdout).unwrap();
     assert!(explain.contains("ConnectorDataStore are refused"), "{explain}");
