@@ -458,7 +458,7 @@ async fn service_monitor_needs_the_api_and_scrapes_the_metrics_service() {
     assert_eq!(sm["spec"]["namespaceSelector"], json!({"matchNames": [ns]}));
     assert_eq!(
         sm["spec"]["endpoints"],
-        json!([{"port": svc["spec"]["ports"][0]["name"], "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}])
+        json!([{"port": svc["spec"]["ports"][0]["name"], "path": "/metrics", "interval": "30s", "honorLabels": true, "scrapeTimeout": "10s"}])
     );
 }
 
