@@ -271,3 +271,42 @@ async fn every_metric_used_is_exported_and_the_job_gauges_follow_the_jobs() {
     assert!(!text.contains(&format!(r#"namespace="{ns}""#)), "{text}");
     drop(op);
 }
+
+#[tokio::test]
+async fn only_the_leader_reports_the_profile_gauges() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let client = client().await;
+    let ns = namespace(&client, "alerts-leader").await;
+    let sim = simulator().await;
+    create_secret(&client, &ns).await;
+    let api: Api<CloudSyncProfile> = Api::namespaced(client.clone(), &ns);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let elected = |name: &str| {
+        Operator::start_with_env(
+            &ns,
+            &sim,
+            &["--leader-election", "--lease-namespace", &ns, "--lease-duration-seconds", "15"],
+            &[("POD_NAME", name)],
+        )
+    };
+    let holder =
+        || async { leases.get_opt("cloudsync-operator").await.ok().flatten().and_then(|l| l.spec?.holder_identity) };
+    let mut a = elected("op-a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holder().await.as_deref() != Some("op-a") {
+        assert!(Instant::now() < deadline, "op-a never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = elected("op-b");
+    let (a_url, b_url) = (a.metrics_url().await, b.metrics_url().await);
+    apply(&api, &profile("contoso", json!({}))).await;
+    wait_for(&api, "contoso", Duration::from_secs(60), "Ready", is_ready).await;
+    let series = format!(r#"cloudsync_profile_ready{{namespace="{ns}",profile="contoso"}} 1"#);
+    scrape_until(&a_url, "the leader's gauges", |t| t.contains(&series)).await;
+    let standby = scrape(&b_url).await;
+    assert!(!standby.contains("profile="), "the standby reports no profile:\n{standby}");
+
+    a.terminate();
+    scrape_until(&b_url, "the new leader's gauges", |t| t.contains(&series)).await;
+    drop(b);
+}
