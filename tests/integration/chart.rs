@@ -24,6 +24,7 @@ const VALUE_SETS: &[&[&str]] = &[
         "workloadIdentity.clientId=00000000-0000-0000-0000-0000000000aa",
     ],
     &["--set", "logFormat=json", "--set", "labelSelector=shard=a", "--set", "graphUrl=https://graph.example.test"],
+    &["--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.annotations.folder=Identity"],
 ];
 
 /// A fresh namespace that enforces and warns on the `restricted` Pod Security Standard.
