@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane (etcd + kube-apiserver) on loopback, plus kubectl and helm,
-# all built from the Go module proxy. Used by the integration tests and by the demo.
+# A real Kubernetes control plane (etcd + kube-apiserver) on loopback, plus kubectl, helm and
+# promtool, all built from the Go module proxy. Used by the integration tests and by the demo.
 #
 #   hack/testenv.sh build   build missing binaries into the cache and link them to .testenv/bin
 #   hack/testenv.sh up      build, then start etcd and kube-apiserver; writes .testenv/admin.kubeconfig
@@ -17,6 +17,8 @@ set -euo pipefail
 K8S_VERSION=v1.35.8
 ETCD_VERSION=v3.6.5
 HELM_VERSION=v3.22.0
+# The Go module version of Prometheus (v0.316.0 is Prometheus 3.16.0); promtool checks the chart's rules.
+PROMTOOL_VERSION=v0.316.0
 HADOLINT_VERSION=2.15.1
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +34,7 @@ sum_of() { sha256sum "$1" | cut -c1-12; }
 
 k8s_cache() { echo "$CACHE_ROOT/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-$(sum_of "$ROOT/hack/k8s/go.sum")"; }
 helm_cache() { echo "$CACHE_ROOT/helm-$HELM_VERSION-$(sum_of "$ROOT/hack/helm/go.sum")"; }
+promtool_cache() { echo "$CACHE_ROOT/promtool-$PROMTOOL_VERSION-$(sum_of "$ROOT/hack/promtool/go.sum")"; }
 
 go_build() { # dir out pkg ldflags
   local dir=$1 out=$2 pkg=$3 ldflags=$4
@@ -42,10 +45,11 @@ go_build() { # dir out pkg ldflags
 
 build() {
   command -v go >/dev/null || die "Go is required to build the control plane (https://go.dev/dl)"
-  local kc hc started
+  local kc hc pc started
   kc=$(k8s_cache)
   hc=$(helm_cache)
-  mkdir -p "$kc" "$hc" "$BIN"
+  pc=$(promtool_cache)
+  mkdir -p "$kc" "$hc" "$pc" "$BIN"
   started=$(date +%s)
   local minor=${K8S_VERSION#v1.}
   minor=${minor%%.*}
@@ -61,9 +65,16 @@ build() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
+  # 3.16.0 from v0.316.0: promtool prints it with --version.
+  local prom=${PROMTOOL_VERSION#v0.} mm
+  mm=${prom%%.*}
+  prom="${mm:0:1}.${mm:1}.${prom##*.}"
+  [ -x "$pc/promtool" ] || go_build "$ROOT/hack/promtool" "$pc/promtool" github.com/prometheus/prometheus/cmd/promtool \
+    "-X github.com/prometheus/common/version.Version=$prom -X github.com/prometheus/common/version.Branch=HEAD"
   local b
   for b in kube-apiserver kubectl etcd; do ln -sfn "$kc/$b" "$BIN/$b"; done
   ln -sfn "$hc/helm" "$BIN/helm"
+  ln -sfn "$pc/promtool" "$BIN/promtool"
   hadolint_fetch
   log "binaries ready in $BIN ($(($(date +%s) - started))s)"
 }

@@ -207,6 +207,31 @@ pub struct Shared {
     pub limit: Arc<Semaphore>,
 }
 
+/// Removes the per-profile series of a profile that is gone from the watch: deleted (also when
+/// its finalizer was removed by hand, so no cleanup ran), or no longer matching the label
+/// selector. After a re-list (the store is already replaced when InitDone passes), the series of
+/// every profile of the scope that is no longer there.
+fn forget_deleted(
+    metrics: Arc<Metrics>,
+    store: Store<WatchedProfile>,
+    namespace: Option<String>,
+) -> impl FnMut(&Result<watcher::Event<WatchedProfile>, watcher::Error>) {
+    move |event| match event {
+        Ok(watcher::Event::Delete(p)) => {
+            metrics.profile_ready(&format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()), None)
+        }
+        Ok(watcher::Event::InitDone) => {
+            let keep = store
+                .state()
+                .iter()
+                .map(|p| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()))
+                .collect();
+            metrics.retain_profiles(namespace.as_deref(), &keep);
+        }
+        _ => {}
+    }
+}
+
 /// Runs one controller over one scope (a namespace, or all of them) until `shared.shutdown`.
 pub async fn controller(client: Client, namespace: Option<String>, shared: Shared) {
     let Shared { ctx, leadership, health, shutdown, label_selector, concurrency, limit } = shared;
@@ -233,6 +258,7 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
             }
         })
         .reflect(writer)
+        .inspect(forget_deleted(ctx.metrics.clone(), reader.clone(), namespace.clone()))
         .applied_objects()
         .predicate_filter(trigger_hash, Default::default());
     // Metadata only: the operator reads a Secret's data when it reconciles, and keeps no copy.
@@ -295,6 +321,18 @@ pub fn context(
         cluster_id,
     };
     Ok(Context::new(client, graph, recorder, settings, metrics, is_leader))
+}
+
+/// Only the leader reports per-profile gauges: standbys reconcile nothing, so a replica that loses
+/// the lease drops its series rather than keep stale ones beside the new leader's.
+async fn forget_profiles_when_not_leading(mut rx: tokio::sync::watch::Receiver<bool>, metrics: Arc<Metrics>) {
+    while rx.changed().await.is_ok() {
+        if !*rx.borrow_and_update() {
+            metrics.forget_all_profiles();
+        }
+    }
+    // The election task is gone: the replica no longer acts as leader (and exits).
+    metrics.forget_all_profiles();
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -364,6 +402,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Leadership::always()
     };
     let leading = leadership.receiver();
+    tokio::spawn(forget_profiles_when_not_leading(leadership.receiver(), metrics.clone()));
     let cluster_id = startup::cluster_id(&client, args.cluster_id.as_deref()).await;
     info!(cluster_id = %cluster_id, "owner tags name this cluster");
     let ctx =

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use tracing::{debug, info};
 
@@ -46,7 +47,12 @@ pub async fn apply(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<
         Some("False") => "false",
         _ => "unknown",
     };
-    pass.ctx.metrics.profile_ready(&pass.key(), Some(ready));
+    // Only the leader reports profiles: a replica that lost the lease meanwhile dropped its
+    // series, and must not bring back values it no longer keeps current.
+    if pass.ctx.leading() {
+        pass.ctx.metrics.profile_ready(&pass.key(), Some(ready));
+        pass.ctx.metrics.profile_observed(&pass.namespace(), &pass.profile.name_any(), pass.status());
+    }
     debug!(
         writes = pass.writes,
         patches = pass.patches(),

@@ -24,6 +24,7 @@ const VALUE_SETS: &[&[&str]] = &[
         "workloadIdentity.clientId=00000000-0000-0000-0000-0000000000aa",
     ],
     &["--set", "logFormat=json", "--set", "labelSelector=shard=a", "--set", "graphUrl=https://graph.example.test"],
+    &["--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.annotations.folder=Identity"],
 ];
 
 /// A fresh namespace that enforces and warns on the `restricted` Pod Security Standard.
@@ -465,7 +466,7 @@ async fn service_monitor_needs_the_api_and_scrapes_the_metrics_service() {
     assert_eq!(sm["spec"]["namespaceSelector"], json!({"matchNames": [ns]}));
     assert_eq!(
         sm["spec"]["endpoints"],
-        json!([{"port": svc["spec"]["ports"][0]["name"], "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}])
+        json!([{"port": svc["spec"]["ports"][0]["name"], "path": "/metrics", "interval": "30s", "honorLabels": true, "scrapeTimeout": "10s"}])
     );
 }
 

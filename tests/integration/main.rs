@@ -14,6 +14,7 @@
 
 mod support;
 
+mod alerts;
 mod api;
 mod argocd_health;
 mod chart;

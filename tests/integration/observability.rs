@@ -61,7 +61,10 @@ async fn metrics_health_and_readiness_are_served() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!((0.9..2.0).contains(&wait), "one Retry-After of 1 s waited out: {wait}");
-    assert!(!text.contains("contoso"), "no profile names in labels");
+    // Profile names appear only as the `profile` label of the per-profile gauges.
+    for line in text.lines().filter(|l| l.contains("contoso")) {
+        assert!(line.contains(r#"profile="contoso""#) && !line.starts_with("cloudsync_graph"), "{line}");
+    }
 }
 
 #[tokio::test]

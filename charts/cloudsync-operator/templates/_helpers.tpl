@@ -86,3 +86,14 @@ Secret's data); events.k8s.io Events for the profiles. No CRD access: the chart 
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* The `job` label of the operator's scrape: the metrics Service's name, as the ServiceMonitor gives it. */}}
+{{- define "cloudsync-operator.metricsJob" -}}
+{{- default (printf "%s-metrics" (include "cloudsync-operator.fullname" .)) .Values.prometheusRule.job }}
+{{- end }}
+
+{{/* Seconds of a duration with one unit ("6h" → 21600); values.schema.json admits only those. */}}
+{{- define "cloudsync-operator.seconds" -}}
+{{- $units := dict "s" 1 "m" 60 "h" 3600 "d" 86400 "w" 604800 -}}
+{{- mul (int (regexFind "^[0-9]+" .)) (get $units (regexFind "[smhdw]$" .)) -}}
+{{- end }}
