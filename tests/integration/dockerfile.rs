@@ -82,10 +82,13 @@ fn the_build_stage_replayed_offline_makes_a_binary_that_runs_on_distroless_cc() 
     assert_eq!(String::from_utf8_lossy(&version.stdout), format!("cloudsync-operator {}\n", env!("CARGO_PKG_VERSION")));
     let crd = run("crd");
     assert!(crd.status.success(), "crd: {}", String::from_utf8_lossy(&crd.stderr));
-    let committed = fs::read_to_string(repo_root().join("crds/cloudsyncprofiles.cloudsync.io.yaml")).unwrap();
+    // Every committed CRD, as one stream, in the order `crd` prints them.
+    let committed = ["cloudsyncprofiles.cloudsync.io.yaml", "provisionrequests.cloudsync.io.yaml"]
+        .map(|f| fs::read_to_string(repo_root().join("crds").join(f)).unwrap())
+        .join("---\n");
     assert!(
         String::from_utf8_lossy(&crd.stdout) == committed,
-        "the image's binary prints another CRD than the committed one"
+        "the image's binary prints other CRDs than the committed ones"
     );
 
     let facts = elf_needs::read(&fs::read(&bin).unwrap()).unwrap();
