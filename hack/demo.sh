@@ -35,7 +35,7 @@ if [ "${1:-}" = down ]; then
 fi
 
 say "building cloudsync-operator"
-cargo build --quiet --bin cloudsync-operator
+cargo build --quiet --bin cloudsync-operator --bin kubectl-cloudsync
 
 say "starting a fresh local control plane (the first run builds kube-apiserver, etcd, kubectl and helm from the Go module proxy)"
 stop
@@ -83,6 +83,11 @@ kubectl -n identity get csp contoso -o yaml | sed -n '/^status:/,$p'
 say "its events"
 kubectl -n identity get events --field-selector involvedObject.name=contoso --sort-by=.metadata.creationTimestamp
 
+# kubectl finds the plugin on PATH.
+ln -sfn "$ROOT/target/debug/kubectl-cloudsync" "$CLOUDSYNC_TESTENV_DIR/bin/kubectl-cloudsync"
+say "kubectl cloudsync status contoso -n identity (the kubectl plugin)"
+kubectl cloudsync status contoso -n identity
+
 say "every Graph call the operator made (from the simulator's log)"
 curl -s "$SIM_URL/_sim/calls?format=text"
 
@@ -92,6 +97,7 @@ The profile is Ready. The simulator and the operator keep running:
   export KUBECONFIG=$CLOUDSYNC_TESTENV_DIR/admin.kubeconfig PATH=$CLOUDSYNC_TESTENV_DIR/bin:\$PATH
   kubectl -n identity patch csp contoso --type merge -p '{"spec":{"suspend":true}}'   # pause the jobs
   kubectl -n identity describe csp contoso
+  kubectl cloudsync provision contoso -n identity --user "CN=Adele Vance,OU=Sales,DC=contoso,DC=com"
   logs: $DEMO/operator.log, $DEMO/sim.log
 Stop everything with: hack/demo.sh down
 EOF
