@@ -195,8 +195,8 @@ pub fn expires_in(req: &ProvisionRequest, now: Timestamp) -> Option<Duration> {
 mod tests {
     use super::*;
     use crate::api::{
-        CloudSyncProfileSpec, CloudSyncProfileStatus, Credentials, DistinguishedName, JobStatus, ProvisionRequestSpec,
-        ProvisionRequestStatus, Scope, SecretRef, ServicePrincipalRef, Subject, SubjectType,
+        CloudSyncProfileStatus, DistinguishedName, JobStatus, ProvisionRequestSpec, ProvisionRequestStatus, Scope,
+        ServicePrincipalRef, Subject, SubjectType,
     };
 
     fn request(n: usize) -> ProvisionRequest {
@@ -213,25 +213,8 @@ mod tests {
     }
 
     fn profile(ready: bool) -> CloudSyncProfile {
-        let mut p = CloudSyncProfile::new(
-            "p",
-            CloudSyncProfileSpec {
-                tenant_id: "t".into(),
-                cloud: None,
-                credentials: Credentials { secret_ref: Some(SecretRef { name: "s".into() }), workload_identity: None },
-                domain: "c.com".into(),
-                display_name: None,
-                tenant_sync_flag: None,
-                password_hash_sync: None,
-                suspend: None,
-                restart: None,
-                deletion_policy: None,
-                scope: None,
-                attribute_mappings: None,
-                accidental_deletes: None,
-                notifications: None,
-            },
-        );
+        let spec = serde_json::json!({"tenantId": "t", "credentials": {"secretRef": {"name": "s"}}, "domain": "c.com"});
+        let mut p = CloudSyncProfile::new("p", serde_json::from_value(spec).expect("a minimal spec"));
         if ready {
             p.status = Some(CloudSyncProfileStatus {
                 service_principal: Some(ServicePrincipalRef { id: "sp".into(), ..Default::default() }),

@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use cloudsync_operator::api::{Cloud, CloudSyncProfile, JobStatus};
-use cloudsync_operator::graph::{ClientConfig, Credential, GraphClient, Overrides, RetryPolicy, Tenant};
+use cloudsync_operator::api::{CloudSyncProfile, JobStatus};
+use cloudsync_operator::graph::Tenant;
 use cloudsync_sim::{FaultSpec, Registration, SimHandle, Simulator};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use secrecy::SecretString;
 use serde_json::json;
 
 use crate::support::kube_env::{client, namespace};
@@ -209,16 +208,8 @@ async fn an_agent_error_code_becomes_agent_unavailable_naming_the_domain() {
     .await;
 }
 
-/// The operator's Graph client, on its own.
 fn graph(sim: &SimHandle) -> Tenant {
-    let url = url::Url::parse(&sim.url()).unwrap();
-    let config = ClientConfig {
-        overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
-        timeout: Duration::from_secs(5),
-        retry: RetryPolicy::default(),
-    };
-    let credential = Credential::ClientSecret { client_id: CLIENT.into(), secret: SecretString::from(CLIENT_SECRET) };
-    GraphClient::new(config).unwrap().tenant(Cloud::Global, TENANT, credential)
+    graph_client(sim)
 }
 
 #[tokio::test]

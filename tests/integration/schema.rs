@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use cloudsync_operator::api::{Cloud, CloudSyncProfile};
-use cloudsync_operator::graph::{ClientConfig, Credential, GraphClient, Overrides, RetryPolicy, Tenant};
+use cloudsync_operator::api::CloudSyncProfile;
+use cloudsync_operator::graph::Tenant;
 use cloudsync_sim::SimHandle;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::support::kube_env::{client, namespace};
@@ -20,16 +19,8 @@ const CONVERGE: Duration = Duration::from_secs(90);
 const OU_SALES: &str = "OU=Sales,DC=contoso,DC=com";
 const OU_HR: &str = "OU=HR,DC=contoso,DC=com";
 
-/// The test's own Graph client, as the portal or a script would be.
 fn graph(sim: &SimHandle) -> Tenant {
-    let url = url::Url::parse(&sim.url()).unwrap();
-    let config = ClientConfig {
-        overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
-        timeout: Duration::from_secs(5),
-        retry: RetryPolicy::default(),
-    };
-    let credential = Credential::ClientSecret { client_id: CLIENT.into(), secret: SecretString::from(CLIENT_SECRET) };
-    GraphClient::new(config).unwrap().tenant(Cloud::Global, TENANT, credential)
+    graph_client(sim)
 }
 
 fn ids(p: &CloudSyncProfile) -> (String, String) {

@@ -292,3 +292,18 @@ pub async fn eventually<F: Fn() -> bool>(timeout: Duration, what: &str, f: F) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The operator's Graph client on its own, against `sim` with the test tenant's credentials: the
+/// test's hand on Graph, as the portal or a script would be.
+pub fn graph_client(sim: &SimHandle) -> cloudsync_operator::graph::Tenant {
+    use cloudsync_operator::graph::{ClientConfig, Credential, GraphClient, Overrides, RetryPolicy};
+    let url = url::Url::parse(&sim.url()).expect("simulator URL");
+    let config = ClientConfig {
+        overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy::default(),
+    };
+    let credential =
+        Credential::ClientSecret { client_id: CLIENT.into(), secret: secrecy::SecretString::from(CLIENT_SECRET) };
+    GraphClient::new(config).expect("Graph client").tenant(cloudsync_operator::api::Cloud::Global, TENANT, credential)
+}
