@@ -19,7 +19,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -285,7 +285,7 @@ pub fn context(
         controller: "cloudsync-operator".into(),
         instance: std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let recorder = reconcile::recorders::Recorders::new(client.clone(), reporter);
     let settings = Settings {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         user_action_retry: Duration::from_secs(args.user_action_retry_seconds.max(1)),
