@@ -57,8 +57,11 @@ pub struct RunArgs {
     /// outside the operator (the portal). Between them a steady profile makes no schema call.
     #[arg(long, env = "CLOUDSYNC_SCHEMA_DRIFT_SECONDS", default_value_t = 1800)]
     pub schema_drift_seconds: u64,
-    /// Profiles reconciled at once, over all watched namespaces (0: no limit).
-    #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
+    /// Profiles reconciled at once, over all watched namespaces (0: no limit). A reconcile mostly
+    /// waits on Graph, so this is sized for waiting, not for cores: 1,000 new profiles at 100 ms
+    /// took 142 s with 8 and 46 s with 64 on 2 cores, where 256 was slower again (CPU-bound,
+    /// BENCHMARKS.md); the per-tenant limit keeps each tenant inside its throttling budget.
+    #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
     /// Profiles of one tenant reconciled at once.
     #[arg(long, env = "CLOUDSYNC_TENANT_CONCURRENCY", default_value_t = 2)]
