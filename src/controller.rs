@@ -19,7 +19,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -57,8 +57,11 @@ pub struct RunArgs {
     /// outside the operator (the portal). Between them a steady profile makes no schema call.
     #[arg(long, env = "CLOUDSYNC_SCHEMA_DRIFT_SECONDS", default_value_t = 1800)]
     pub schema_drift_seconds: u64,
-    /// Profiles reconciled at once, over all watched namespaces (0: no limit).
-    #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 8)]
+    /// Profiles reconciled at once, over all watched namespaces (0: no limit). A reconcile mostly
+    /// waits on Graph, so this is sized for waiting, not for cores: 1,000 new profiles at 100 ms
+    /// took 142 s with 8 and 46 s with 64 on 2 cores, where 256 was slower again (CPU-bound,
+    /// BENCHMARKS.md); the per-tenant limit keeps each tenant inside its throttling budget.
+    #[arg(long, env = "CLOUDSYNC_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
     /// Profiles of one tenant reconciled at once.
     #[arg(long, env = "CLOUDSYNC_TENANT_CONCURRENCY", default_value_t = 2)]
@@ -311,7 +314,7 @@ pub fn context(
         controller: "cloudsync-operator".into(),
         instance: std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()),
     };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let recorder = reconcile::recorders::Recorders::new(client.clone(), reporter);
     let settings = Settings {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         user_action_retry: Duration::from_secs(args.user_action_retry_seconds.max(1)),

@@ -18,6 +18,7 @@ pub mod plan;
 #[cfg(test)]
 mod props;
 pub mod reason;
+pub mod recorders;
 #[cfg(test)]
 mod rules;
 pub mod schema;

@@ -260,7 +260,7 @@ async fn default_render_is_hardened_cluster_wide_and_admitted() {
     for (name, value) in [
         ("CLOUDSYNC_RESYNC_SECONDS", "300"),
         ("CLOUDSYNC_USER_ACTION_RETRY_SECONDS", "600"),
-        ("CLOUDSYNC_CONCURRENCY", "8"),
+        ("CLOUDSYNC_CONCURRENCY", "64"),
         ("CLOUDSYNC_TENANT_CONCURRENCY", "2"),
         ("CLOUDSYNC_GRAPH_TIMEOUT_SECONDS", "30"),
         ("CLOUDSYNC_ALLOW_WORKLOAD_IDENTITY", "false"),
