@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -16,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::run;
-use crate::api::ProvisionRequest;
-use crate::controller::{WatchedProfile, watch_backoff};
+use crate::api::{CloudSyncProfile, ProvisionRequest};
+use crate::controller::watch_backoff;
 use crate::reconcile::Context;
 
 /// How often an operator whose cluster lacks the ProvisionRequest CRD looks for it again.
@@ -74,9 +75,7 @@ pub async fn controller(
     if !crd_served(&requests, &shutdown).await {
         return;
     }
-    // Through DeserializeGuard like the profile controller's own watch: a profile this version
-    // cannot read (a newer CRD) must not break the watch of every other.
-    let profiles: Api<WatchedProfile> = api(&client, namespace.as_deref());
+    let profiles: Api<PartialObjectMeta<CloudSyncProfile>> = api(&client, namespace.as_deref());
     let (reader, writer) = reflector::store();
     // Installs that shard profiles by label serve the requests that carry the same labels.
     let mut wc = watcher::Config::default();
@@ -86,13 +85,15 @@ pub async fn controller(
     let request_stream =
         watcher(requests, wc).backoff(watch_backoff::watch_backoff()).reflect(writer).applied_objects();
     // A profile that gets its provisioning job (or is deleted) wakes the requests waiting on it.
-    // Metadata is not enough: readiness is in the profile's status.
+    // Metadata only: every change (status too) still arrives as an event, and the pass reads the
+    // profile itself; so no second copy of every profile is kept or deserialized here, and a
+    // profile this version cannot read (a newer CRD) cannot break this watch.
     let profile_stream =
         watcher(profiles, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).touched_objects();
     let store = reader.clone();
     let stopping = shutdown.clone();
     Controller::for_stream(request_stream, reader)
-        .watches_stream(profile_stream, move |p: WatchedProfile| {
+        .watches_stream(profile_stream, move |p: PartialObjectMeta<CloudSyncProfile>| {
             let ns = p.namespace();
             let name = p.name_any();
             store
