@@ -73,6 +73,22 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// The control plane's processes (kube-apiserver, etcd), from the pid files hack/testenv.sh keeps
+/// next to the kubeconfig the bench was given; empty when they are not found.
+fn control_plane_pids() -> Vec<(&'static str, u32)> {
+    let Ok(kubeconfig) = std::env::var("CLOUDSYNC_TEST_KUBECONFIG") else { return Vec::new() };
+    let Some(dir) = std::path::Path::new(&kubeconfig).parent().map(std::path::Path::to_path_buf) else {
+        return Vec::new();
+    };
+    ["kube-apiserver", "etcd"]
+        .into_iter()
+        .filter_map(|name| {
+            let pid = std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?.trim().parse().ok()?;
+            Some((name, pid))
+        })
+        .collect()
+}
+
 /// Latency rules for the simulator: `ms` on every call, or with jitter a base of `ms - jitter`
 /// plus four rules of `jitter / 2` that each fire half the time (mean `ms`, range ± `jitter`).
 fn latency_faults(sim: &SimHandle, ms: usize, jitter: usize) {
@@ -289,6 +305,12 @@ async fn main() {
     // Its start (connecting, first empty lists) is not the convergence's cost.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cpu_idle = cpu_seconds(pid);
+    // Where the machine's other cores went: the control plane, and this process (the simulator,
+    // the applies and the watch).
+    let others = control_plane_pids();
+    let others_idle: Vec<f64> = others.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+    let me = std::process::id();
+    let me_idle = cpu_seconds(me);
     // A profiler attached to the operator for the convergence (e.g. `perf record -g -p {pid}`),
     // stopped with SIGINT when every profile is Ready.
     let mut profiler = std::env::var("BENCH_ATTACH").ok().filter(|c| !c.is_empty()).map(|c| {
@@ -319,12 +341,19 @@ async fn main() {
     let all_ready = wait_ready(&w, profiles, started, Duration::from_secs(1800)).await;
     let applied = applying.await.expect("apply task");
     let cpu_converge = cpu_seconds(pid) - cpu_idle;
+    let others_cpu: Vec<String> = others
+        .iter()
+        .zip(&others_idle)
+        .map(|((name, p), idle)| format!("{name} {:.2} s", cpu_seconds(*p) - idle))
+        .collect();
+    let me_cpu = cpu_seconds(me) - me_idle;
     if let Some(p) = profiler.as_mut() {
         let _ = std::process::Command::new("kill").args(["-INT", &p.id().to_string()]).status();
         let _ = p.wait();
     }
     let hwm = proc_status_kib(pid, "VmHWM:");
     let rss_converged = proc_status_kib(pid, "VmRSS:");
+    let (anon, file) = (proc_status_kib(pid, "RssAnon:"), proc_status_kib(pid, "RssFile:"));
     let c = sim.counters();
     let (first_ready, status_writes) = {
         let w = w.lock().expect("watch state");
@@ -347,9 +376,15 @@ async fn main() {
     );
     println!("  operator CPU to converge           {:>8.2} s", cpu_converge);
     println!(
-        "  operator peak RSS                  {:>8.1} MiB  ({:.1} MiB when all Ready)",
+        "  meanwhile, other CPU               {}; bench (simulator, applies, watch) {me_cpu:.2} s",
+        if others_cpu.is_empty() { "control plane not found".to_string() } else { others_cpu.join(", ") }
+    );
+    println!(
+        "  operator peak RSS                  {:>8.1} MiB  ({:.1} MiB when all Ready: {:.1} anonymous, {:.1} file-backed)",
         mib(hwm),
-        mib(rss_converged)
+        mib(rss_converged),
+        mib(anon),
+        mib(file)
     );
     println!("  status writes per profile          {:>8.2}", status_writes as f64 / profiles as f64);
     println!(

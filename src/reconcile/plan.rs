@@ -216,29 +216,33 @@ fn plan_schema(
     let Some(held) = &seen.schema else {
         return Some(Plan::Read(Read::Schema { service_principal, job: job_id, eventual }));
     };
-    let held_hash = schema::hash(held);
+    let (held_hash, held) = (&held.hash, held.value.as_ref());
     if steady && status.schema_hash.as_deref() == Some(held_hash.as_str()) {
         return None;
     }
-    let Some(default) = &seen.template_schema else {
-        return Some(Plan::Read(Read::TemplateSchema {
-            service_principal,
-            template: PROVISIONING_TEMPLATE.into(),
-            eventual,
-        }));
+    let from_template = schema::from_template(spec, status);
+    let default = match &seen.template_schema {
+        Some(d) => d.as_ref(),
+        None if schema::needs_default(held, from_template) => {
+            return Some(Plan::Read(Read::TemplateSchema {
+                service_principal,
+                template: PROVISIONING_TEMPLATE.into(),
+                eventual,
+            }));
+        }
+        None => &serde_json::Value::Null,
     };
     let unparsed: Vec<String> =
         schema::expressions(spec).into_iter().filter(|e| !seen.parsed.contains_key(e)).collect();
     if !unparsed.is_empty() {
         return Some(Plan::Read(Read::Parse { service_principal, job: job_id, expressions: unparsed }));
     }
-    let from_template = schema::from_template(spec, status);
     let desired = match schema::desired(default, held, spec, &seen.parsed, from_template) {
         Ok(d) => d,
         Err(problem) => return Some(Plan::blocked(Slot::Schema, problem)),
     };
     let hash = schema::hash(&desired);
-    if hash == held_hash {
+    if hash == *held_hash {
         let recorded = status.schema_hash.as_deref() == Some(hash.as_str())
             && status.schema_inputs_hash.as_deref() == Some(inputs.as_str());
         return (!recorded).then(|| Plan::Wave(vec![Step::RecordSchema { hash, inputs, from_template }]));
@@ -254,7 +258,7 @@ fn plan_schema(
     });
     Some(Plan::Wave(vec![Step::PutSchema {
         job: job_id,
-        schema: Box::new(desired),
+        schema: std::sync::Arc::new(desired),
         hash,
         inputs,
         from_template,

@@ -506,7 +506,12 @@ fn written(spec: &CloudSyncProfileSpec) -> serde_json::Value {
 }
 
 fn with_schema(jobs: Vec<SynchronizationJob>, held: serde_json::Value, due: bool) -> Observed {
-    Observed { schema: Some(held), template_schema: Some(default_schema()), schema_check_due: due, ..listed(jobs) }
+    Observed {
+        schema: Some(super::observe::HeldSchema::new(held)),
+        template_schema: Some(std::sync::Arc::new(default_schema())),
+        schema_check_due: due,
+        ..listed(jobs)
+    }
 }
 
 #[test]
@@ -589,6 +594,30 @@ fn a_scope_change_restarts_a_job_that_ran_once_and_a_new_job_never() {
         _ => vec![],
     };
     assert!(!names.contains(&"RestartJob"), "{names:?}");
+}
+
+#[test]
+fn the_template_default_is_read_only_when_the_schema_is_built_from_it() {
+    let jobs = || vec![job(PROVISIONING_TEMPLATE, "Active", "NotRun"), job(PASSWORD_HASH_TEMPLATE, "Active", "NotRun")];
+    let mut status = settled_status();
+    (status.schema_hash, status.schema_inputs_hash) = (None, None);
+    let held_only = |held: serde_json::Value| Observed {
+        schema: Some(super::observe::HeldSchema::new(held)),
+        schema_check_due: true,
+        ..listed(jobs())
+    };
+    // Password hash sync alone on a job with an editable rule: CredentialData goes into the job's
+    // own schema, so the default (one read and one parse per new profile) is not needed.
+    match plan::plan(&spec(), &status, &held_only(default_schema()), at(0)) {
+        Plan::Wave(steps) => assert!(matches!(&steps[..], [Step::PutSchema { from_template: false, .. }]), "{steps:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Scope (or mappings) builds the rule from the default; so does a job with no editable rule.
+    let wants_default = |spec: &CloudSyncProfileSpec, held: serde_json::Value| {
+        matches!(plan::plan(spec, &status, &held_only(held), at(0)), Plan::Read(Read::TemplateSchema { .. }))
+    };
+    assert!(wants_default(&scoped(&["OU=A,DC=x,DC=y"]), default_schema()));
+    assert!(wants_default(&spec(), serde_json::json!({"synchronizationRules": [{"id": "r0", "editable": false}]})));
 }
 
 #[test]

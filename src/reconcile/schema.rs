@@ -225,6 +225,13 @@ fn credential_data_only(schema: &mut Value, password_hash_sync: bool) {
     }
 }
 
+/// Whether `desired` needs the template's default: not when only CredentialData is managed on a
+/// job whose schema has an editable rule (then the job's own rules are kept, and the default is
+/// one read and one parse per new profile saved).
+pub fn needs_default(current: &Value, from_template: bool) -> bool {
+    from_template || !rules(current).iter().any(editable)
+}
+
 /// The schema to PUT: the job's current schema with its rules replaced by the template default's,
 /// the profile applied to the first editable one. Rules the service marks not editable are kept
 /// as the job has them.
@@ -242,7 +249,7 @@ pub fn desired(
         _ => json!({}),
     };
     let current_rules = rules(current);
-    if !from_template && current_rules.iter().any(editable) {
+    if !needs_default(current, from_template) {
         credential_data_only(&mut out, spec.password_hash_sync());
         return Ok(out);
     }

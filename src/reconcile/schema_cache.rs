@@ -37,24 +37,26 @@ pub struct SchemaCache {
 
 impl SchemaCache {
     /// The default schema of `template` on service principal `sp`, if read recently.
-    pub fn template(&self, sp: &str, template: &str) -> Option<Value> {
+    /// A pass gets the shared copy itself: it only reads it.
+    pub fn template(&self, sp: &str, template: &str) -> Option<Arc<Value>> {
         let t = self.templates.lock().ok()?;
         let (at, v) = t.by_key.get(&(sp.to_string(), template.to_string()))?;
-        (at.elapsed() < TEMPLATE_TTL).then(|| (**v).clone())
+        (at.elapsed() < TEMPLATE_TTL).then(|| v.clone())
     }
 
-    pub fn keep_template(&self, sp: &str, template: &str, schema: &Value) {
-        let Ok(mut t) = self.templates.lock() else { return };
-        t.by_key.retain(|_, (at, _)| at.elapsed() < TEMPLATE_TTL);
-        t.by_content.retain(|_, v| Arc::strong_count(v) > 1);
+    /// Keeps `schema` (the copy equal to it, if one is kept already) and returns the kept copy.
+    pub fn keep_template(&self, sp: &str, template: &str, mut schema: Value) -> Arc<Value> {
         // OData annotations name the service principal; the schema itself is what is shared.
-        let mut schema = schema.clone();
         if let Some(m) = schema.as_object_mut() {
             m.retain(|k, _| !k.starts_with('@'));
         }
         let content = hex::encode(sha2::Sha256::digest(schema.to_string().as_bytes()));
+        let Ok(mut t) = self.templates.lock() else { return Arc::new(schema) };
+        t.by_key.retain(|_, (at, _)| at.elapsed() < TEMPLATE_TTL);
+        t.by_content.retain(|_, v| Arc::strong_count(v) > 1);
         let shared = t.by_content.entry(content).or_insert_with(|| Arc::new(schema)).clone();
-        t.by_key.insert((sp.to_string(), template.to_string()), (Instant::now(), shared));
+        t.by_key.insert((sp.to_string(), template.to_string()), (Instant::now(), shared.clone()));
+        shared
     }
 
     pub fn parsed(&self, expression: &str) -> Option<Parsed> {
@@ -101,11 +103,12 @@ mod tests {
     fn remembers_templates_verdicts_and_checks() {
         let c = SchemaCache::default();
         assert!(c.template("sp", "T").is_none());
-        c.keep_template("sp", "T", &json!({"a": 1}));
-        assert_eq!(c.template("sp", "T"), Some(json!({"a": 1})));
+        let kept = c.keep_template("sp", "T", json!({"a": 1}));
+        assert_eq!(c.template("sp", "T").as_deref(), Some(&json!({"a": 1})));
         assert!(c.template("other", "T").is_none());
-        c.keep_template("other", "T", &json!({"a": 1, "@odata.context": "servicePrincipals('other')"}));
+        let other = c.keep_template("other", "T", json!({"a": 1, "@odata.context": "servicePrincipals('other')"}));
         assert_eq!(c.templates.lock().unwrap().by_content.len(), 1, "equal defaults share one copy");
+        assert!(Arc::ptr_eq(&kept, &other), "the pass gets the shared copy, not a clone");
         c.keep_parsed("[x]", &Parsed::Invalid("no".into()));
         assert_eq!(c.parsed("[x]"), Some(Parsed::Invalid("no".into())));
         assert!(c.check_due("ns/p", Duration::from_secs(60)));

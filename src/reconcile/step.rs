@@ -76,7 +76,8 @@ pub enum Step {
     /// job is owed afterwards, when its scope changed.
     PutSchema {
         job: String,
-        schema: Box<serde_json::Value>,
+        /// Shared: the wave's call task holds a clone of its step.
+        schema: std::sync::Arc<serde_json::Value>,
         hash: String,
         inputs: String,
         from_template: bool,
@@ -427,7 +428,7 @@ impl Step {
                 if scope_restart.is_some() {
                     status.scope_restart.clone_from(scope_restart);
                 }
-                seen.schema = Some((**schema).clone());
+                seen.schema = Some(super::observe::HeldSchema { value: schema.clone(), hash: hash.clone() });
                 let restart = scope_restart
                     .as_ref()
                     .map(|r| format!("; the job is restarted with reset scope {}: {}", r.reset_scope, r.reason))
