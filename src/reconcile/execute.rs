@@ -1,7 +1,14 @@
 //! The executor: runs a wave of steps exactly as planned and takes no decisions. It saves the
 //! intents of a wave with non-idempotent steps before any call goes out, runs the calls in
-//! parallel, records each outcome as it arrives (status, Event, save), and reports the first
-//! failure for the pass to handle.
+//! parallel, records each outcome as it arrives (status, Event), and reports the first failure
+//! for the pass to handle.
+//!
+//! A `persist_at_once` outcome (the id of a service principal just instantiated) is held by the
+//! pass, not saved by itself: when the next thing the pass does is a wave with intents whose
+//! Retry-After gate is open, those intents' patch carries it, right before the calls, so only pure
+//! planning lies between the answer and its patch, as before. Otherwise it goes out first, alone:
+//! before a wave without intents, before any Retry-After wait (intents are written right before
+//! the calls, never before such a wait), and before any read or the end of the pass (`Pass::hold`).
 
 use std::collections::HashMap;
 
@@ -55,7 +62,7 @@ pub async fn wave(
     for (i, outcome) in outcomes {
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
         if steps[i].persist_at_once() {
-            pass.save().await?;
+            pass.hold();
         }
     }
     while let Some(joined) = calls.join_next_with_id().await {
@@ -66,7 +73,7 @@ pub async fn wave(
         let Some(&i) = index.get(&id) else { continue };
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
         if steps[i].persist_at_once() {
-            pass.save().await?;
+            pass.hold();
         }
     }
     // The other outcomes go out with the next status write of the pass: the next wave's intents,
@@ -83,9 +90,19 @@ pub async fn wave(
 /// Intents are written right before the calls, never before a Retry-After wait: a process killed
 /// while it waits must leave no mark of a call it never sent. The returned client refuses a call
 /// at once (certainly not sent) if another answer closed the gate meanwhile.
+///
+/// A record the pass holds rides in the intents' patch only when no wait comes first; otherwise
+/// it is written alone before the wait. While it is held the gate is looked at, never waited on:
+/// a gate closed after that look makes the fail-fast client refuse the calls instead.
 async fn intents(pass: &mut Pass, graph: &Tenant, steps: &[Step]) -> Result<Result<Tenant, Failure>, Error> {
-    let Some(first) = steps.iter().find(|s| s.needs_intent()) else { return Ok(Ok(graph.clone())) };
-    if let Err(e) = graph.until_open().await {
+    let first = steps.iter().find(|s| s.needs_intent());
+    if flush_first(first.is_some(), graph.retry_after_pending().is_some()) {
+        pass.flush().await?;
+    }
+    let Some(first) = first else { return Ok(Ok(graph.clone())) };
+    if !pass.holds()
+        && let Err(e) = graph.until_open().await
+    {
         return Ok(Err((first.slot(), e)));
     }
     let now = pass.now();
@@ -94,6 +111,12 @@ async fn intents(pass: &mut Pass, graph: &Tenant, steps: &[Step]) -> Result<Resu
     }
     pass.save().await?;
     Ok(Ok(graph.fail_fast()))
+}
+
+/// Whether a record the pass holds is written alone before a wave: unless the wave has intents and
+/// its gate is open, in which case the intents' patch carries it.
+fn flush_first(has_intents: bool, gate_closed: bool) -> bool {
+    !has_intents || gate_closed
 }
 
 async fn record(
@@ -175,6 +198,30 @@ mod tests {
     use super::*;
     use crate::api::{CloudSyncProfileStatus, JobStatus};
     use crate::graph::model::PROVISIONING_TEMPLATE;
+
+    #[test]
+    fn a_held_record_rides_only_with_intents_sent_at_once() {
+        assert!(!flush_first(true, false), "the intents' patch carries it, right before the calls");
+        assert!(flush_first(true, true), "never held through a Retry-After wait");
+        assert!(flush_first(false, false), "a wave without intents writes no patch before its calls");
+        assert!(flush_first(false, true));
+    }
+
+    #[test]
+    fn only_the_configurations_id_is_held_for_the_next_patch() {
+        let held: Vec<&str> = [
+            Step::Instantiate { display_name: "d".into() },
+            Step::Adopt { service_principal: Default::default(), application_id: None, ours: true },
+            Step::ForgetServicePrincipal { id: "sp".into() },
+            Step::CreateJob { template: PROVISIONING_TEMPLATE, restart_done: None },
+            Step::ClaimOwnership { service_principal: "sp".into(), tags: vec![], owner: "o".into(), previous: None },
+        ]
+        .iter()
+        .filter(|s| s.persist_at_once())
+        .map(Step::name)
+        .collect();
+        assert_eq!(held, ["Instantiate", "Adopt", "ForgetServicePrincipal"]);
+    }
 
     #[tokio::test]
     async fn a_failed_call_task_is_logged_counted_and_leaves_its_intent() {
