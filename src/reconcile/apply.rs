@@ -28,7 +28,8 @@ pub async fn apply(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<
     let mut pass = Pass::new(profile, ctx);
     let result = converge(&mut pass).await;
     if let Err(e) = &result {
-        // Outcomes still in the working copy (a pass that ends in an error writes no conditions).
+        // Outcomes still in the working copy, a held record among them (a pass that ends in an
+        // error writes no conditions).
         let _ = pass.save().await;
         // A working profile stays Ready through a blip; one that is not Ready, or whose spec
         // changed since, says why it waits.
@@ -133,6 +134,8 @@ async fn failed(pass: &mut Pass, seen: &Observed, slot: Slot, e: Error) -> Resul
 
 /// Writes the conditions for how the pass ended and says when to look again.
 async fn finish(pass: &mut Pass, seen: &Observed, end: Plan) -> Result<Action, Error> {
+    // A held record is never merged into the conditions: it goes out alone, first.
+    pass.flush().await?;
     if let Plan::Retry(why) = end {
         return Err(Error::Waiting(why));
     }

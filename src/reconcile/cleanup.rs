@@ -23,7 +23,12 @@ use crate::graph::Tenant;
 
 pub async fn cleanup(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = super::key(&profile);
-    let result = cleanup_inner(Pass::new(profile, ctx.clone())).await;
+    let mut pass = Pass::new(profile, ctx.clone());
+    let result = cleanup_inner(&mut pass).await;
+    // However it ended, a record the pass holds (an adopted configuration's id) is written; the
+    // finalizer stays if it could not be.
+    let flushed = pass.flush().await;
+    let result = result.and_then(|a| flushed.map(|()| a));
     if result.is_ok() {
         ctx.metrics.profile_ready(&key, None);
         ctx.coordination.release_claims(&key);
@@ -50,18 +55,18 @@ async fn left_in_place(pass: &Pass) -> bool {
     true
 }
 
-async fn cleanup_inner(mut pass: Pass) -> Result<Action, Error> {
-    if left_in_place(&pass).await {
-        release_owner(&pass).await?;
+async fn cleanup_inner(pass: &mut Pass) -> Result<Action, Error> {
+    if left_in_place(pass).await {
+        release_owner(pass).await?;
         return Ok(Action::await_change());
     }
     pass.ensure_leader()?;
-    let graph = match observe::connect(&pass).await? {
+    let graph = match observe::connect(pass).await? {
         Ok(g) => g,
-        Err(p) => return blocked(&mut pass, p).await,
+        Err(p) => return blocked(pass, p).await,
     };
     let _permit = pass.ctx.coordination.tenant_permit(&pass.profile.spec.tenant_id).await;
-    if let Some(other) = owned_elsewhere(&pass, &graph).await? {
+    if let Some(other) = owned_elsewhere(pass, &graph).await? {
         let note = format!(
             "left the configuration in Microsoft Graph: its owner tag names {other}, which took it over, so this profile deletes nothing"
         );
@@ -75,18 +80,18 @@ async fn cleanup_inner(mut pass: Pass) -> Result<Action, Error> {
             removed = Some(sp.display_name.clone().unwrap_or_else(|| sp.id.clone()));
         }
         match plan::cleanup(pass.status(), &seen, pass.now()) {
-            Plan::Read(what) => match observe::read(&mut pass, &graph, what, &mut seen).await {
+            Plan::Read(what) => match observe::read(pass, &graph, what, &mut seen).await {
                 Ok(()) => {}
-                Err(Error::Graph(e)) if !e.is_transient() => return blocked(&mut pass, Problem::graph(&e)).await,
+                Err(Error::Graph(e)) if !e.is_transient() => return blocked(pass, Problem::graph(&e)).await,
                 Err(e) => return Err(e),
             },
-            Plan::Wave(steps) => match execute::wave(&mut pass, &graph, &steps, &mut seen).await? {
+            Plan::Wave(steps) => match execute::wave(pass, &graph, &steps, &mut seen).await? {
                 None => {}
                 Some((_, e)) if e.is_transient() => return Err(e.into()),
-                Some((_, e)) => return blocked(&mut pass, Problem::graph(&e)).await,
+                Some((_, e)) => return blocked(pass, Problem::graph(&e)).await,
             },
             Plan::Retry(why) => return Err(Error::Waiting(why)),
-            Plan::Blocked { problem, .. } => return blocked(&mut pass, problem).await,
+            Plan::Blocked { problem, .. } => return blocked(pass, problem).await,
             Plan::Converged { .. } | Plan::Wait { .. } => {
                 if let Some(name) = removed {
                     let note = format!("removed the cloud sync configuration {name} from Microsoft Graph");

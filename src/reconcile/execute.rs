@@ -1,7 +1,14 @@
 //! The executor: runs a wave of steps exactly as planned and takes no decisions. It saves the
 //! intents of a wave with non-idempotent steps before any call goes out, runs the calls in
-//! parallel, records each outcome as it arrives (status, Event, save), and reports the first
-//! failure for the pass to handle.
+//! parallel, records each outcome as it arrives (status, Event), and reports the first failure
+//! for the pass to handle.
+//!
+//! A `persist_at_once` outcome (the id of a service principal just instantiated) is held by the
+//! pass, not saved by itself: when the next thing the pass does is a wave with intents whose
+//! Retry-After gate is open, those intents' patch carries it, right before the calls, so only pure
+//! planning lies between the answer and its patch, as before. Otherwise it goes out first, alone:
+//! before a wave without intents, before any Retry-After wait (intents are written right before
+//! the calls, never before such a wait), and before any read or the end of the pass (`Pass::hold`).
 
 use std::collections::HashMap;
 
@@ -55,7 +62,7 @@ pub async fn wave(
     for (i, outcome) in outcomes {
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
         if steps[i].persist_at_once() {
-            pass.save().await?;
+            pass.hold();
         }
     }
     while let Some(joined) = calls.join_next_with_id().await {
@@ -66,7 +73,7 @@ pub async fn wave(
         let Some(&i) = index.get(&id) else { continue };
         record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
         if steps[i].persist_at_once() {
-            pass.save().await?;
+            pass.hold();
         }
     }
     // The other outcomes go out with the next status write of the pass: the next wave's intents,
@@ -83,9 +90,19 @@ pub async fn wave(
 /// Intents are written right before the calls, never before a Retry-After wait: a process killed
 /// while it waits must leave no mark of a call it never sent. The returned client refuses a call
 /// at once (certainly not sent) if another answer closed the gate meanwhile.
+///
+/// A record the pass holds rides in the intents' patch only when no wait comes first; otherwise
+/// it is written alone before the wait. While it is held the gate is looked at, never waited on:
+/// a gate closed after that look makes the fail-fast client refuse the calls instead.
 async fn intents(pass: &mut Pass, graph: &Tenant, steps: &[Step]) -> Result<Result<Tenant, Failure>, Error> {
-    let Some(first) = steps.iter().find(|s| s.needs_intent()) else { return Ok(Ok(graph.clone())) };
-    if let Err(e) = graph.until_open().await {
+    let first = steps.iter().find(|s| s.needs_intent());
+    if flush_first(first.is_some(), graph.retry_after_pending().is_some()) {
+        pass.flush().await?;
+    }
+    let Some(first) = first else { return Ok(Ok(graph.clone())) };
+    if !pass.holds()
+        && let Err(e) = graph.until_open().await
+    {
         return Ok(Err((first.slot(), e)));
     }
     let now = pass.now();
@@ -94,6 +111,12 @@ async fn intents(pass: &mut Pass, graph: &Tenant, steps: &[Step]) -> Result<Resu
     }
     pass.save().await?;
     Ok(Ok(graph.fail_fast()))
+}
+
+/// Whether a record the pass holds is written alone before a wave: unless the wave has intents and
+/// its gate is open, in which case the intents' patch carries it.
+fn flush_first(has_intents: bool, gate_closed: bool) -> bool {
+    !has_intents || gate_closed
 }
 
 async fn record(
@@ -172,9 +195,142 @@ async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
-    use crate::api::{CloudSyncProfileStatus, JobStatus};
+    use crate::api::{CloudSyncProfile, CloudSyncProfileStatus, JobStatus, ServicePrincipalRef};
     use crate::graph::model::PROVISIONING_TEMPLATE;
+    use crate::graph::{ClientConfig, Credential, GraphClient, Overrides};
+    use crate::reconcile::Context;
+    use crate::reconcile::clock::ManualClock;
+    use cloudsync_sim::FaultSpec;
+
+    #[test]
+    fn a_held_record_rides_only_with_intents_sent_at_once() {
+        assert!(!flush_first(true, false), "the intents' patch carries it, right before the calls");
+        assert!(flush_first(true, true), "never held through a Retry-After wait");
+        assert!(flush_first(false, false), "a wave without intents writes no patch before its calls");
+        assert!(flush_first(false, true));
+    }
+
+    #[test]
+    fn only_the_configurations_id_is_held_for_the_next_patch() {
+        let held: Vec<&str> = [
+            Step::Instantiate { display_name: "d".into() },
+            Step::Adopt { service_principal: Default::default(), application_id: None, ours: true },
+            Step::ForgetServicePrincipal { id: "sp".into() },
+            Step::CreateJob { template: PROVISIONING_TEMPLATE, restart_done: None },
+            Step::ClaimOwnership { service_principal: "sp".into(), tags: vec![], owner: "o".into(), previous: None },
+        ]
+        .iter()
+        .filter(|s| s.persist_at_once())
+        .map(Step::name)
+        .collect();
+        assert_eq!(held, ["Instantiate", "Adopt", "ForgetServicePrincipal"]);
+    }
+
+    /// A status patch the fake apiserver received, and whether the tenant's Retry-After gate was
+    /// closed when it arrived.
+    type Patched = (serde_json::Value, bool);
+
+    /// Serves the status subresource of `ns/p` on loopback, recording each patch.
+    async fn fake_apiserver(patches: Arc<Mutex<Vec<Patched>>>, tenant: Tenant) -> String {
+        use axum::routing::patch;
+        let route = "/apis/cloudsync.io/v1alpha1/namespaces/ns/cloudsyncprofiles/p/status";
+        let app = axum::Router::new().route(
+            route,
+            patch(move |body: axum::body::Bytes| {
+                let (patches, tenant) = (patches.clone(), tenant.clone());
+                async move {
+                    let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    patches.lock().unwrap().push((sent["status"].clone(), tenant.retry_after_pending().is_some()));
+                    let mut answer = profile_json();
+                    answer["status"] = sent["status"].clone();
+                    axum::Json(answer)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn profile_json() -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "cloudsync.io/v1alpha1", "kind": "CloudSyncProfile",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"tenantId": TENANT, "credentials": {"secretRef": {"name": "c"}}, "domain": "contoso.com"}
+        })
+    }
+
+    const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+    const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-000000000001";
+
+    /// A pass that holds a just-recorded service principal, as after an instantiate's answer.
+    fn holding(ctx: &Arc<Context>) -> Pass {
+        let profile: CloudSyncProfile = serde_json::from_value(profile_json()).unwrap();
+        let mut pass = Pass::new(Arc::new(profile), ctx.clone());
+        pass.status_mut().service_principal = Some(ServicePrincipalRef { id: "sp-1".into(), ..Default::default() });
+        pass.hold();
+        pass
+    }
+
+    /// The hold rule through the executor, against a fake apiserver and the simulator over HTTP.
+    #[tokio::test]
+    async fn a_held_record_goes_with_intents_sent_at_once_and_alone_before_a_wait_or_a_wave_without_intents() {
+        let sim = cloudsync_sim::Simulator::builder().tenant(TENANT, CLIENT, "s").start().await.unwrap();
+        let url = url::Url::parse(&sim.url()).unwrap();
+        let config = ClientConfig {
+            overrides: Overrides { graph: Some(url.clone()), login: Some(url) },
+            ..ClientConfig::default()
+        };
+        let client = GraphClient::new(config).unwrap();
+        let credential = Credential::ClientSecret { client_id: CLIENT.into(), secret: "s".to_string().into() };
+        let tenant = client.tenant(crate::api::Cloud::Global, TENANT, credential);
+        let patches = Arc::new(Mutex::new(Vec::new()));
+        let kube_url = fake_apiserver(patches.clone(), tenant.clone()).await;
+        let kube = kube::Client::try_from(kube::Config::new(kube_url.parse().unwrap())).unwrap();
+        let clock = Arc::new(ManualClock::new("2026-11-26T12:00:00Z".parse().unwrap()));
+        let ctx = Arc::new(Context::for_tests(kube, client, clock));
+        let create = [Step::CreateJob { template: PROVISIONING_TEMPLATE, restart_done: None }];
+        let taken = |patches: &Mutex<Vec<Patched>>| std::mem::take(&mut *patches.lock().unwrap());
+        let has = |status: &serde_json::Value, field: &str| !status[field].is_null();
+
+        // Gate open: one patch, the held id with the intents, right before the calls.
+        let mut pass = holding(&ctx);
+        assert!(intents(&mut pass, &tenant, &create).await.unwrap().is_ok());
+        let sent = taken(&patches);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(has(&sent[0].0, "servicePrincipal") && has(&sent[0].0, "pendingJobCreates"), "{sent:?}");
+        assert!(!pass.holds());
+
+        // Gate closed by a Retry-After: the id goes out alone while the gate is still closed, the
+        // intents only after the wait.
+        sim.add_fault(
+            FaultSpec::parse_cli("kind=status,status=429,retryAfter=2,path=/beta/organization,times=1").unwrap(),
+        )
+        .unwrap();
+        assert!(tenant.fail_fast().organization().await.is_err());
+        assert!(tenant.retry_after_pending().is_some(), "the 429 closed the gate");
+        let mut pass = holding(&ctx);
+        assert!(intents(&mut pass, &tenant, &create).await.unwrap().is_ok());
+        let sent = taken(&patches);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        let ((first, closed), (second, after)) = (&sent[0], &sent[1]);
+        assert!(has(first, "servicePrincipal") && !has(first, "pendingJobCreates") && *closed, "{sent:?}");
+        assert!(has(second, "pendingJobCreates") && !*after, "{sent:?}");
+
+        // A wave without intents: the id goes out alone before it; its outcome waits for the next write.
+        let mut pass = holding(&ctx);
+        let record = [Step::RecordOwner { owner: "o".into() }];
+        assert!(wave(&mut pass, &tenant, &record, &mut Observed::default()).await.unwrap().is_none());
+        let sent = taken(&patches);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(has(&sent[0].0, "servicePrincipal") && sent[0].0["servicePrincipal"]["owner"].is_null(), "{sent:?}");
+        assert_eq!(pass.status().service_principal.as_ref().and_then(|s| s.owner.as_deref()), Some("o"));
+        assert!(!pass.holds());
+    }
 
     #[tokio::test]
     async fn a_failed_call_task_is_logged_counted_and_leaves_its_intent() {

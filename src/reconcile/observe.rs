@@ -46,6 +46,9 @@ pub struct Observed {
     pub owner: Option<super::ownership::Owner>,
     /// The recorded service principal as Graph holds it (its tags), when read or written in this pass.
     pub service_principal: Option<ServicePrincipal>,
+    /// The service principal this pass instantiated: created moments ago from the answer, so no
+    /// other install can have tagged it and it has no jobs yet.
+    pub instantiated: Option<String>,
     /// The provisioning-log read of this pass, if one was made (at most one per pass).
     pub recent_failures: Option<FailuresRead>,
 }
@@ -168,6 +171,8 @@ pub async fn connect(pass: &Pass) -> Result<Result<Tenant, Problem>, super::Erro
 /// Performs one read. A refusal the planner must weigh is recorded in `seen`; one that simply
 /// failed comes back as `Err` for the caller to retry or report.
 pub async fn read(pass: &mut Pass, graph: &Tenant, what: Read, seen: &mut Observed) -> Result<(), super::Error> {
+    // A read may take long or fail: a record the pass holds goes out before it (`Pass::hold`).
+    pass.flush().await?;
     match what {
         Read::Status => {
             pass.refresh().await?;

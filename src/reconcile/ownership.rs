@@ -4,7 +4,8 @@
 //! looks: a `cloudsync.io/owner=<owner>` tag on the service principal in Graph, where `<owner>` is
 //! `cloudsync-operator:<cluster-id>/<namespace>/<name>` of the profile.
 //!
-//! The tag is checked when a profile first records (creates or adopts) a configuration, and the
+//! The tag is checked when a profile first records (creates or adopts) a configuration (for one it
+//! creates, from the instantiate's answer, the claim riding with its first job writes), and the
 //! answer remembered in `status.servicePrincipal.owner`, so the steady state costs no extra read.
 //! Graph has no conditional update of a service principal: two installs that claim one untagged
 //! configuration in the same moment both write, and the later tag wins in Graph.
@@ -76,7 +77,9 @@ pub fn tags_without_owner(tags: &[String]) -> Vec<String> {
 /// Before anything is written on a recorded configuration: `None` when this profile is its
 /// recorded owner and this process has checked the tag once (or the pass enforces no owner);
 /// otherwise read the tags, then record the owner, claim it, or refuse it. A configuration with
-/// no owner tag, created or adopted, is claimed.
+/// no owner tag, created or adopted, is claimed. The planner sends the claim of a configuration
+/// the pass itself just instantiated together with its first jobs and secrets (`plan::next`):
+/// the instantiate's answer holds its tags and no other install can have recorded it yet.
 pub fn plan_ownership(status: &CloudSyncProfileStatus, seen: &Observed, now: Timestamp) -> Option<Plan> {
     let owner = seen.owner.as_ref()?;
     let sp = status.service_principal.as_ref()?;

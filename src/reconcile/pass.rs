@@ -1,5 +1,12 @@
 //! One reconcile pass over one profile: its working copy of status, the Events it publishes and
 //! the writes it counts. Every status write and Event of a pass goes through here.
+//!
+//! A record that must not be lost (a `persist_at_once` outcome: the id of a service principal
+//! just created) is *held*: it is written by the next status patch, and that patch must come
+//! before the pass does anything but plan. The next wave's intents carry it when that wave has
+//! intents and may send them at once; every other path flushes it first, alone: any read
+//! (`observe::read`), any Retry-After wait or wave without intents (`execute`), the end of the
+//! pass (`apply::finish`, the cleanup's end) and an error (`apply`, which saves what it holds).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,13 +29,16 @@ pub struct Pass {
     pub started: Instant,
     /// Graph writes made in this pass.
     pub writes: u32,
+    /// The working copy holds a record that the next patch must carry before any I/O but that
+    /// patch (see the module comment).
+    held: bool,
 }
 
 impl Pass {
     pub fn new(profile: Arc<CloudSyncProfile>, ctx: Arc<Context>) -> Self {
         let api = Api::namespaced(ctx.kube.clone(), &profile.namespace().unwrap_or_default());
         let writer = StatusWriter::new(api, profile.name_any(), profile.status.as_ref());
-        Self { profile, ctx, writer, started: Instant::now(), writes: 0 }
+        Self { profile, ctx, writer, started: Instant::now(), writes: 0, held: false }
     }
 
     pub fn namespace(&self) -> String {
@@ -63,7 +73,24 @@ impl Pass {
 
     pub async fn save(&mut self) -> Result<(), Error> {
         self.ensure_leader()?;
-        self.writer.save().await.map_err(Error::from)
+        self.writer.save().await.map_err(Error::from)?;
+        self.held = false;
+        Ok(())
+    }
+
+    /// The working copy now holds a record that must be written before anything but planning;
+    /// the next wave's intents may carry it (see the module comment).
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    pub fn holds(&self) -> bool {
+        self.held
+    }
+
+    /// Writes a held record now, by itself: the pass is about to read, wait, or stop.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        if self.held { self.save().await } else { Ok(()) }
     }
 
     /// Replaces the working copy with the apiserver's status, after writing what it holds.

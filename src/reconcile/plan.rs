@@ -101,9 +101,29 @@ fn next(spec: &CloudSyncProfileSpec, status: &CloudSyncProfileStatus, seen: &Obs
         Some(Jobs::Failed(e)) => Plan::blocked(Slot::ServicePrincipal, Problem::graph(e)),
         Some(Jobs::Unlisted) => Plan::blocked(Slot::Jobs, Problem::jobs_unlisted(&describe_sp(sp))),
         Some(Jobs::Gone) => Plan::Wave(vec![Step::ForgetServicePrincipal { id: sp.id.clone() }]),
-        Some(Jobs::Listed(listed)) => {
-            super::ownership::plan_ownership(status, seen, now).unwrap_or_else(|| jobs(spec, status, listed, seen, now))
+        Some(Jobs::Listed(listed)) => match super::ownership::plan_ownership(status, seen, now) {
+            None => jobs(spec, status, listed, seen, now),
+            Some(Plan::Wave(claim)) if claims_what_this_pass_instantiated(&claim, seen) => {
+                match jobs(spec, status, listed, seen, now) {
+                    Plan::Wave(first_writes) => Plan::Wave(claim.into_iter().chain(first_writes).collect()),
+                    _ => Plan::Wave(claim),
+                }
+            }
+            Some(p) => p,
+        },
+    }
+}
+
+/// The ownership rule checks the owner tag before anything is written on a recorded configuration.
+/// A service principal this pass instantiated moments ago carries no owner tag (the answer holds
+/// its tags) and no other install recorded it, so its claim goes out with the jobs and secrets
+/// (the instantiate answer also says it has no jobs). Adopted and recorded configurations claim first.
+fn claims_what_this_pass_instantiated(claim: &[Step], seen: &Observed) -> bool {
+    match (claim, seen.instantiated.as_deref()) {
+        ([Step::ClaimOwnership { service_principal, previous: None, .. }], Some(created)) => {
+            service_principal == created
         }
+        _ => false,
     }
 }
 

@@ -202,6 +202,7 @@ fn observed() -> impl Strategy<Value = Observed> {
             claimed_by: claimed.then(|| "ns/other".to_string()),
             owner: None,
             service_principal: None,
+            instantiated: None,
             recent_failures: None,
         })
 }

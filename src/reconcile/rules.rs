@@ -702,7 +702,7 @@ fn as_me(mut seen: Observed) -> Observed {
 }
 
 #[test]
-fn a_new_configuration_is_claimed_before_its_jobs_are_created() {
+fn a_configuration_this_pass_instantiated_is_claimed_in_the_wave_that_creates_its_jobs() {
     let step = Step::Instantiate { display_name: "contoso.com".into() };
     let created = Done::Instantiated(Box::new(Instantiated {
         application: Application { id: "app-1".into(), ..Default::default() },
@@ -711,15 +711,21 @@ fn a_new_configuration_is_claimed_before_its_jobs_are_created() {
             ..sp("sp-1")
         },
     }));
-    let c = run(&step, Answer::Ok, CloudSyncProfileStatus::default(), as_me(listed(vec![])), created);
-    // The instantiate's answer carries the tags: no read before the claim.
+    // What a pass knows right before it instantiates: status re-read, nothing listed.
+    let before = as_me(Observed { refreshed: true, ..Default::default() });
+    let c = run(&step, Answer::Ok, CloudSyncProfileStatus::default(), before, created);
+    // The answer says there are no jobs and carries the tags: no read, and one wave of first
+    // writes whose intents' patch also carries the new id.
     let next = plan_at(&c.status, &c.seen, 2);
-    let Plan::Wave(steps) = &next else { panic!("{next:?}") };
-    assert_eq!(step_names(&next), ["ClaimOwnership"], "the claim comes alone, before any job");
-    let Step::ClaimOwnership { tags, .. } = &steps[0] else { unreachable!() };
+    let Plan::Wave(steps) = &next else { panic!("no read, no wait: {next:?}") };
+    assert_eq!(step_names(&next), ["ClaimOwnership", "CreateJob", "CreateJob", "PutSecrets"]);
+    assert!(steps.iter().any(Step::needs_intent));
+    let Step::ClaimOwnership { tags, previous, .. } = &steps[0] else { unreachable!() };
     assert_eq!(tags, &["WindowsAzureActiveDirectoryIntegratedApp".to_string(), format!("cloudsync.io/owner={ME}")]);
+    assert_eq!(previous, &None);
     let c = run(&steps[0], Answer::Ok, c.status, c.seen, Done::Nothing);
     assert_eq!(c.status.service_principal.as_ref().and_then(|s| s.owner.as_deref()), Some(ME));
+    // Claimed: the rest of the configuration never claims again.
     let names = step_names(&plan_at(&c.status, &c.seen, 3));
     assert!(names.contains(&"CreateJob") && !names.contains(&"ClaimOwnership"), "{names:?}");
 
@@ -732,6 +738,31 @@ fn a_new_configuration_is_claimed_before_its_jobs_are_created() {
         let c = run(&claim, answer, recorded.clone(), as_me(listed(vec![])), Done::Nothing);
         assert!(stops(&c) && c.status.service_principal.as_ref().unwrap().owner.is_none(), "{answer:?}");
     }
+}
+
+#[test]
+fn an_adopted_or_found_configuration_is_read_and_claimed_before_anything_else() {
+    // Adopted (someone else's), or found after an instantiate whose answer was lost: another
+    // install may have tagged it meanwhile, so its tags are read and the claim comes alone.
+    for ours in [false, true] {
+        let adopt = Step::Adopt { service_principal: sp("sp-1"), application_id: Some("app-1".into()), ours };
+        let c = run(&adopt, Answer::Ok, CloudSyncProfileStatus::default(), as_me(listed(vec![])), Done::Nothing);
+        assert_eq!(c.seen.instantiated, None);
+        let fresh = Observed { service_principal: None, ..c.seen.clone() };
+        assert!(matches!(plan_at(&c.status, &fresh, 2), Plan::Read(Read::ServicePrincipal { .. })), "ours: {ours}");
+        let held = Observed { service_principal: Some(sp("sp-1")), ..c.seen };
+        assert_eq!(step_names(&plan_at(&c.status, &held, 2)), ["ClaimOwnership"], "ours: {ours}");
+    }
+    // A service principal recorded by an earlier pass, with no owner yet: the same.
+    let mut recorded = settled_status();
+    recorded.secrets_hash = None;
+    let seen = Observed { service_principal: Some(sp("sp-1")), ..as_me(listed(vec![])) };
+    assert_eq!(step_names(&plan_at(&recorded, &seen, 0)), ["ClaimOwnership"]);
+    // Even when Graph answered for that same id in this pass's instantiate but another owner
+    // tagged it since (the claim would take it over): blocked, never merged.
+    let other = "cloudsync-operator:c2/other/q";
+    let seen = Observed { service_principal: Some(owned_by(other)), instantiated: Some("sp-1".into()), ..seen };
+    assert!(matches!(plan_at(&recorded, &seen, 0), Plan::Blocked { .. }));
 }
 
 #[test]

@@ -263,8 +263,12 @@ impl Step {
         )
     }
 
-    /// Its outcome is written to status the moment it arrives: the configuration's id (a lookup
-    /// may not see a new service principal for minutes), or its intent cleared.
+    /// Its outcome is written to status before the pass does anything but plan: the
+    /// configuration's id (a lookup may not see a new service principal for minutes), or its
+    /// intent cleared. The pass holds it (`Pass::hold`) for its next patch: the intents of the
+    /// next wave when that wave has intents and its gate is open (they are written right before
+    /// the calls, so nothing but planning lies in between), otherwise a patch of its own before
+    /// any read, Retry-After wait, wave without intents, end of the pass or error.
     pub fn persist_at_once(&self) -> bool {
         matches!(self, Step::Instantiate { .. } | Step::Adopt { .. } | Step::ForgetServicePrincipal { .. })
     }
@@ -491,6 +495,7 @@ impl Step {
                 let note = format!("created {} from the cloud sync template", describe_sp(&r));
                 status.service_principal = Some(r);
                 seen.service_principal = Some(created.service_principal.clone());
+                seen.instantiated = Some(created.service_principal.id.clone());
                 status.pending_instantiate = None;
                 // A new service principal has no jobs yet: nothing to list.
                 seen.jobs = Some(Jobs::Listed(Vec::new()));
@@ -555,6 +560,7 @@ impl Step {
                 seen.jobs = None;
                 seen.lookup = None;
                 seen.service_principal = None;
+                seen.instantiated = None;
                 warning(
                     Reason::ServicePrincipalGone,
                     "Observe",

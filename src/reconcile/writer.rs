@@ -33,8 +33,9 @@ impl StatusWriter {
         Ok(())
     }
 
-    /// Writes the working copy if it changed since the last write. Called right after every Graph
-    /// write, so a crash never loses an id.
+    /// Writes the working copy if it changed since the last write. A record that must not be lost
+    /// (a new service principal's id) is written before anything but planning follows its answer
+    /// (`Pass::hold`), so a crash never loses an id.
     pub async fn save(&mut self) -> Result<(), kube::Error> {
         if self.status == self.written {
             return Ok(());

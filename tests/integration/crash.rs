@@ -100,6 +100,8 @@ async fn killed_after_instantiate() {
 }
 
 /// The owner tag written, not recorded: the next process finds its own tag and only records it.
+/// The tag goes out in one wave with the job creations and the secrets, whose patch of intents
+/// carried the new service principal's id: the id and both creation intents are in status.
 #[tokio::test]
 async fn killed_after_the_owner_tag() {
     crash_after(Case {
@@ -108,7 +110,11 @@ async fn killed_after_the_owner_tag() {
         path: "/beta/servicePrincipals/*",
         hold: 1,
         done: |c| c.service_principal_patches == 1,
-        unrecorded: |s| s.service_principal.as_ref().is_some_and(|sp| sp.owner.is_none()) && s.jobs.is_empty(),
+        unrecorded: |s| {
+            s.service_principal.as_ref().is_some_and(|sp| sp.owner.is_none())
+                && s.jobs.is_empty()
+                && s.pending_job_creates.len() == 2
+        },
     })
     .await;
 }

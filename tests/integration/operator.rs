@@ -1,6 +1,7 @@
 //! The operator end to end: a real kube-apiserver, the Graph simulator over HTTP, and the
 //! `cloudsync-operator run` binary. Graph calls are counted by the simulator.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::kube_env::{client, namespace};
@@ -25,6 +26,62 @@ fn writes(sim: &SimHandle) -> Vec<String> {
             format!("{} {}", c.method, path.join("/"))
         })
         .collect()
+}
+
+/// GET Graph calls as "/path-with-ids-replaced", in order.
+fn reads(sim: &SimHandle) -> Vec<String> {
+    sim.calls()
+        .into_iter()
+        .filter(|c| c.api == "graph" && c.method == "GET")
+        .map(|c| c.path.split('/').map(|s| if s.len() > 30 { "{id}" } else { s }).collect::<Vec<_>>().join("/"))
+        .collect()
+}
+
+/// Status writes of one profile as a watch sees them: an event whose status differs from the one
+/// before (as benches/scale.rs counts them), up to the first event that reads Ready.
+struct StatusWrites {
+    writes: u32,
+    at_ready: Option<u32>,
+}
+
+/// Starts the watch and returns once it is established, so that no write of the profile (which
+/// must not exist yet) is missed.
+async fn watch_status_writes(api: &Api<CloudSyncProfile>, name: &str) -> Arc<Mutex<StatusWrites>> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let counted = Arc::new(Mutex::new(StatusWrites { writes: 0, at_ready: None }));
+    let (established, ready) = tokio::sync::oneshot::channel();
+    let (api, config, out) =
+        (api.clone(), watcher::Config::default().fields(&format!("metadata.name={name}")), counted.clone());
+    tokio::spawn(async move {
+        let mut established = Some(established);
+        let mut last: Option<serde_json::Value> = None;
+        let mut events = watcher(api, config).boxed();
+        while let Some(ev) = events.next().await {
+            let p = match ev {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = established.take() {
+                        let _ = tx.send(());
+                    }
+                    continue;
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("the watch failed, status writes would be missed: {e}"),
+            };
+            let status = serde_json::to_value(&p.status).expect("status as JSON");
+            let mut c = counted.lock().expect("status writes");
+            if last.as_ref().is_some_and(|l| *l != status) {
+                c.writes += 1;
+            }
+            last = Some(status);
+            if c.at_ready.is_none() && is_ready(&p) {
+                c.at_ready = Some(c.writes);
+            }
+        }
+    });
+    ready.await.expect("watch established");
+    out
 }
 
 async fn events(client: &kube::Client, ns: &str) -> Vec<Event> {
@@ -57,11 +114,37 @@ async fn setup(prefix: &str, with_secret: bool) -> Setup {
 
 #[tokio::test]
 /// The test profile has password hash sync, so its schema gets CredentialData: the seventh write.
-/// The eighth is the owner tag on the service principal.
-async fn a_new_profile_is_ready_after_eight_writes_then_costs_one_jobs_read_per_resync() {
+/// The eighth is the owner tag on the service principal. Status is patched four times: the
+/// instantiate intent; the new id with the job-create intents (the owner tag, job creations and
+/// secrets go out in one wave right after the instantiate, with no read between); the start
+/// intents; the conditions.
+async fn a_new_profile_is_ready_after_eight_graph_writes_and_four_status_writes_then_costs_one_jobs_read_per_resync() {
     let s = setup("converge", true).await;
+    let status_writes = watch_status_writes(&s.api, "contoso").await;
     apply(&s.api, &profile("contoso", json!({}))).await;
     let p = wait_for(&s.api, "contoso", CONVERGE, "Ready", is_ready).await;
+    let at_ready = status_writes.lock().expect("status writes").at_ready;
+    assert_eq!(at_ready, Some(4), "status writes until Ready, counted by a watch");
+
+    // Reads: the lookup by name, the schema and its template default, and one jobs list (after
+    // the starts); none between the instantiate and the job creations. A resync (every 2 s here)
+    // may have added its jobs list since Ready.
+    let r = reads(&s.sim);
+    assert_eq!(
+        r[..4.min(r.len())],
+        [
+            "/beta/servicePrincipals",
+            "/beta/servicePrincipals/{id}/synchronization/jobs/{id}/schema",
+            "/beta/servicePrincipals/{id}/synchronization/templates/AD2AADProvisioning/schema",
+            "/beta/servicePrincipals/{id}/synchronization/jobs",
+        ],
+        "{r:?}"
+    );
+    assert!(r[4..].iter().all(|p| p.ends_with("/synchronization/jobs")), "then only resyncs: {r:?}");
+    let order: Vec<String> = s.sim.calls().into_iter().filter(|c| c.api == "graph").map(|c| c.method).collect();
+    // Lookup, instantiate, then the first wave at once (in any order): owner tag, two jobs, secrets.
+    assert_eq!(order[..2], ["GET", "POST"], "{order:?}");
+    assert!(order[2..6].iter().all(|m| m != "GET"), "no read between instantiate and the first wave: {order:?}");
 
     let mut w = writes(&s.sim);
     w.sort();
