@@ -260,6 +260,10 @@ pub async fn controller(client: Client, namespace: Option<String>, shared: Share
                 h.scope_synced();
             }
         })
+        // managedFields are not read by the operator and were most of each stored profile (a
+        // status written by server-side apply lists every field it owns): without them the store of
+        // 1,000 profiles is a fraction of the size.
+        .modify(|p| p.meta_mut().managed_fields = None)
         .reflect(writer)
         .inspect(forget_deleted(ctx.metrics.clone(), reader.clone(), namespace.clone()))
         .applied_objects()
@@ -314,7 +318,7 @@ pub fn context(
         controller: "cloudsync-operator".into(),
         instance: std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()),
     };
-    let recorder = reconcile::recorders::Recorders::new(client.clone(), reporter);
+    let recorder = reconcile::recorder::Recorder::new(client.clone(), reporter);
     let settings = Settings {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         user_action_retry: Duration::from_secs(args.user_action_retry_seconds.max(1)),

@@ -12,7 +12,7 @@ use super::clock::{Clock, SystemClock};
 use super::coordination::Coordination;
 use super::credentials::WorkloadIdentityConfig;
 use super::reason::Reason;
-use super::recorders::Recorders;
+use super::recorder::Recorder;
 use super::schema_cache::SchemaCache;
 use crate::api::CloudSyncProfile;
 use crate::graph::GraphClient;
@@ -54,7 +54,7 @@ pub type IsLeader = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct Context {
     pub kube: kube::Client,
     pub graph: GraphClient,
-    pub recorder: Recorders,
+    pub recorder: Recorder,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -70,7 +70,7 @@ impl Context {
     pub fn new(
         kube: kube::Client,
         graph: GraphClient,
-        recorder: Recorders,
+        recorder: Recorder,
         settings: Settings,
         metrics: Arc<Metrics>,
         is_leader: IsLeader,
@@ -93,7 +93,7 @@ impl Context {
     /// A context for tests: default settings, always the leader, the given clock.
     pub fn for_tests(kube: kube::Client, graph: GraphClient, clock: Arc<dyn Clock>) -> Self {
         let recorder =
-            Recorders::new(kube.clone(), Reporter { controller: "cloudsync-operator-test".into(), instance: None });
+            Recorder::new(kube.clone(), Reporter { controller: "cloudsync-operator-test".into(), instance: None });
         let mut ctx =
             Self::new(kube, graph, recorder, Settings::default(), Arc::new(Metrics::new()), Arc::new(|| true));
         ctx.clock = clock;

@@ -18,7 +18,7 @@ pub mod plan;
 #[cfg(test)]
 mod props;
 pub mod reason;
-pub mod recorders;
+pub mod recorder;
 #[cfg(test)]
 mod rules;
 pub mod schema;
