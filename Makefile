@@ -12,6 +12,8 @@ crd:  ## regenerate the committed CRD from the Rust types (and the chart's copy 
 	  cargo run --quiet -- crd --file $$f > crds/$$f && cp crds/$$f charts/cloudsync-operator/crds/; done
 
 bench:  ## scale benchmark: BENCH_PROFILES (200) profiles in BENCH_TENANTS (10) tenants; prints numbers
+	# A fresh control plane for every run: the objects of an earlier run would load the apiserver.
+	hack/testenv.sh down
 	hack/testenv.sh up
 	CLOUDSYNC_TEST_KUBECONFIG=$(CURDIR)/.testenv/admin.kubeconfig cargo bench --bench scale
 

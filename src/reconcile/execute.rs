@@ -19,7 +19,7 @@ use super::Error;
 use super::observe::Observed;
 use super::pass::Pass;
 use super::plan::Slot;
-use super::step::{Done, Next, Outcome, Step};
+use super::step::{Done, Next, Notice, Outcome, Step};
 use crate::graph::{Cause, GraphError, Tenant};
 use crate::metrics::Metrics;
 
@@ -59,8 +59,9 @@ pub async fn wave(
     }
 
     let mut failure = None;
+    let mut notices = Vec::new();
     for (i, outcome) in outcomes {
-        record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
+        record(pass, &steps[i], &outcome, &prior, seen, &mut failure, &mut notices);
         if steps[i].persist_at_once() {
             pass.hold();
         }
@@ -71,10 +72,13 @@ pub async fn wave(
             Err(e) => (e.id(), Err(task_failed(&pass.ctx.metrics, &e, index.get(&e.id()).map(|i| &steps[*i])))),
         };
         let Some(&i) = index.get(&id) else { continue };
-        record(pass, &steps[i], &outcome, &prior, seen, &mut failure).await;
+        record(pass, &steps[i], &outcome, &prior, seen, &mut failure, &mut notices);
         if steps[i].persist_at_once() {
             pass.hold();
         }
+    }
+    for notice in merge_notices(notices) {
+        pass.notify(notice).await;
     }
     // The other outcomes go out with the next status write of the pass: the next wave's intents,
     // or the conditions at its end. A crash before then loses nothing that matters: a job id
@@ -119,13 +123,14 @@ fn flush_first(has_intents: bool, gate_closed: bool) -> bool {
     !has_intents || gate_closed
 }
 
-async fn record(
+fn record(
     pass: &mut Pass,
     step: &Step,
     outcome: &Outcome,
     prior: &crate::api::CloudSyncProfileStatus,
     seen: &mut Observed,
     failure: &mut Option<Failure>,
+    notices: &mut Vec<(Notice, &'static str)>,
 ) {
     let now = pass.now();
     let recorded = step.after(outcome, prior, pass.status_mut(), seen, now);
@@ -133,11 +138,29 @@ async fn record(
         pass.writes += 1;
     }
     if let Some(notice) = recorded.notice {
-        pass.notify(notice).await;
+        notices.push((notice, step.name()));
     }
     if let Next::Stop(e) = recorded.next {
         failure.get_or_insert((step.slot(), e));
     }
+}
+
+/// One Event per kind of outcome of a wave: the two jobs created (or started, or failing the same
+/// way) in one wave make one Event naming both, not two. Events were half of the apiserver
+/// requests a new profile cost. A merged Event's action is the step's name, so it is not counted
+/// into a series with a later Event about one of the jobs alone.
+fn merge_notices(notices: Vec<(Notice, &'static str)>) -> Vec<Notice> {
+    let mut merged: Vec<Notice> = Vec::new();
+    for (notice, step) in notices {
+        match merged.iter_mut().find(|m| m.type_ == notice.type_ && m.reason == notice.reason) {
+            Some(m) => {
+                m.note = format!("{}; {}", m.note, notice.note);
+                m.action = step.to_string();
+            }
+            None => merged.push(notice),
+        }
+    }
+    merged
 }
 
 /// A call's task panicked or was cancelled: its outcome is unknown, so its intent stays (the
@@ -196,6 +219,34 @@ async fn send(step: &Step, g: &Tenant, t: &Target) -> Outcome {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use kube::runtime::events::EventType;
+
+    use crate::reconcile::reason::Reason;
+
+    #[test]
+    fn one_event_per_kind_of_outcome_of_a_wave() {
+        let n = |type_, reason, action: &str, note: &str| Notice {
+            type_,
+            reason,
+            action: action.into(),
+            note: note.into(),
+        };
+        let merged = merge_notices(vec![
+            (n(EventType::Normal, Reason::JobCreated, "CreateA", "created job a (A)"), "CreateJob"),
+            (n(EventType::Normal, Reason::SecretsUpdated, "PutSecrets", "wrote the secrets"), "PutSecrets"),
+            (n(EventType::Normal, Reason::JobCreated, "CreateB", "created job b (B)"), "CreateJob"),
+            (n(EventType::Warning, Reason::JobCreated, "CreateB", "refused"), "CreateJob"),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                n(EventType::Normal, Reason::JobCreated, "CreateJob", "created job a (A); created job b (B)"),
+                n(EventType::Normal, Reason::SecretsUpdated, "PutSecrets", "wrote the secrets"),
+                n(EventType::Warning, Reason::JobCreated, "CreateB", "refused"),
+            ]
+        );
+    }
 
     use super::*;
     use crate::api::{CloudSyncProfile, CloudSyncProfileStatus, JobStatus, ServicePrincipalRef};

@@ -55,7 +55,11 @@ pub struct Recorder {
 enum Publish {
     Create,
     /// Patch the earlier Event into a series of `count`.
-    Repeat { namespace: String, name: String, count: i32 },
+    Repeat {
+        namespace: String,
+        name: String,
+        count: i32,
+    },
 }
 
 impl Recorder {

@@ -267,16 +267,9 @@ pub fn lookup_app(inner: &mut Inner, ctx: &mut Ctx, key: &str) -> Result<String,
 
 /// Keeps the high-water marks of duplicates current after a create.
 pub fn observe_duplicates(inner: &mut Inner, tenant_id: &str) {
-    let (mut total_sps, mut total_jobs, mut sps, mut jobs) = (0, 0, 0, 0);
-    for t in inner.dir.tenants.values() {
-        let (s, j) = (t.duplicate_service_principals(), t.duplicate_jobs());
-        total_sps += s;
-        total_jobs += j;
-        if t.id.eq_ignore_ascii_case(tenant_id) {
-            (sps, jobs) = (s, j);
-        }
-    }
-    inner.log.observe_duplicates(tenant_id, sps, jobs, total_sps, total_jobs);
+    let Some(t) = inner.dir.tenant(tenant_id) else { return };
+    let (sps, jobs) = (t.duplicate_service_principals(), t.duplicate_jobs());
+    inner.log.observe_duplicates(tenant_id, sps, jobs);
 }
 
 fn dispatch(inner: &mut Inner, ctx: &mut Ctx, route: Route, p: &[String]) -> Result<Reply, GraphError> {
